@@ -1,0 +1,297 @@
+"""The ``geodl`` command: each verb parses its arguments, loads config, and calls one library or job function.
+
+User errors (``GeodlError``, missing or unwritable files) print one line to stderr and exit non-zero, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from geodl_hpc import __version__
+from geodl_hpc.errors import GeodlError
+
+Handler = Callable[[argparse.Namespace], int]
+
+MAIN_HELP = """\
+geodl: deep learning for the geosciences as batch jobs, on a laptop or a Slurm cluster.
+
+Data flows one way: archives (Zarr) -> sampling -> Ray Data pipeline -> Horovod training
+-> tiled inference -> evaluation. Start by ingesting data into an archive, then inspect it.
+
+examples:
+  geodl ingest murchison runs/murchison.zarr            # built-in real GSWA gold data, 500 m grid
+  geodl ingest raster dem.zarr dem.tif --crs 32611 --res 30
+  geodl ingest waveforms rjob.zarr data/*.mseed --picks picks.csv
+  geodl ingest catalog comcat.parquet comcat.csv
+  geodl inspect runs/murchison.zarr --json
+  geodl run configs/demo.yaml murchison.resolution=1000
+
+Run `geodl VERB --help` for each verb's options and more examples.
+"""
+
+STORAGE_HELP = "chunking and compression: --chunk (pixels or samples per chunk side) and --codec zstd|blosc|gzip|none"
+
+
+def _add_storage(parser: argparse.ArgumentParser, default_chunk: int) -> None:
+    group = parser.add_argument_group("storage", STORAGE_HELP)
+    group.add_argument("--chunk", type=int, default=default_chunk, help=f"chunk size (default {default_chunk})")
+    group.add_argument("--codec", default="zstd", choices=["zstd", "blosc", "gzip", "none"], help="default zstd")
+    group.add_argument("--level", type=int, default=3, help="compression level (default 3)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT once the new archive is complete")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _codec(args: argparse.Namespace) -> Any:
+    from geodl_hpc.config import StorageConfig
+
+    return StorageConfig(chunk=args.chunk, codec=args.codec, level=args.level).codec_spec()
+
+
+def _print_summary(path: Path) -> None:
+    from geodl_hpc.archive.inspect import describe, render_text
+
+    print(render_text(describe(path)))
+
+
+def _cmd_ingest_raster(args: argparse.Namespace) -> int:
+    from geodl_hpc.archive.grid import GridSpec
+    from geodl_hpc.archive.raster import ingest_raster
+
+    grid = None
+    if args.crs is not None or args.res is not None or args.bounds is not None:
+        if args.like is not None:
+            raise GeodlError("--like cannot be combined with --crs/--res/--bounds; choose one way to give the grid")
+        if args.crs is None or args.res is None or args.bounds is None:
+            raise GeodlError("a target grid needs all of --crs, --res and --bounds (or use --like ARCHIVE)")
+        grid = GridSpec.from_bounds(args.crs, args.res, tuple(args.bounds))
+    ingest_raster(
+        args.out,
+        args.sources,
+        grid=grid,
+        like=args.like,
+        src_crs=args.src_crs,
+        resampling=args.resampling,
+        chunk=args.chunk,
+        codec=_codec(args),
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    _print_summary(args.out)
+    return 0
+
+
+def _cmd_ingest_waveforms(args: argparse.Namespace) -> int:
+    from geodl_hpc.archive.waveforms import ingest_waveforms
+
+    ingest_waveforms(
+        args.out,
+        args.sources,
+        sampling_rate=args.sampling_rate,
+        picks=args.picks,
+        stations=args.stations,
+        chunk_samples=args.chunk,
+        codec=_codec(args),
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    _print_summary(args.out)
+    return 0
+
+
+def _cmd_ingest_catalog(args: argparse.Namespace) -> int:
+    from geodl_hpc.archive.catalog import ingest_catalog
+
+    ingest_catalog(args.out, args.source, fmt=args.format, depth_unit=args.depth_unit, overwrite=args.overwrite)
+    _print_summary(args.out)
+    return 0
+
+
+def _cmd_ingest_murchison(args: argparse.Namespace) -> int:
+    from geodl_hpc.archive.murchison import build_murchison
+
+    build_murchison(
+        args.out,
+        resolution=args.res,
+        chunk=args.chunk,
+        codec=_codec(args),
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    _print_summary(args.out)
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from geodl_hpc.archive.inspect import describe, describe_json, render_text
+
+    print(describe_json(args.path) if args.json else render_text(describe(args.path)))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from geodl_hpc.archive.inspect import render_text
+    from geodl_hpc.config import load_job_config
+    from jobs import registry
+
+    config = load_job_config(args.config, args.overrides)
+    result = registry.run(config)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        if result.get("skipped"):
+            print(f"up to date: {result['path']} (built earlier with the same options; overwrite=true rebuilds)")
+        print(render_text(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``geodl`` argument parser (also used to render the docs)."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="geodl", description=MAIN_HELP, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"geodl_hpc {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    ingest = verbs.add_parser(
+        "ingest",
+        help="turn rasters, vectors, waveforms or catalogs into a geodl archive",
+        description="Ingest source files into a crash-safe, compressed geodl archive (Zarr v3 or Parquet).\n\n"
+        "examples:\n  geodl ingest raster --help\n  geodl ingest murchison runs/murchison.zarr --res 250",
+        formatter_class=fmt,
+    )
+    kinds = ingest.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    raster = kinds.add_parser(
+        "raster",
+        help="GDAL rasters and vectors -> one raster stack on a common grid",
+        description="Stack GDAL rasters (GeoTIFF, .gtx, ...) and vector files (GeoJSON, shapefile, GeoPackage, point\n"
+        "or segment CSV) as named float32 layers on one grid, with CRS, nodata (NaN) and per-layer statistics.\n"
+        "Rasters are reprojected window by window, so files larger than memory work. Vectors become layers:\n"
+        "points -> NAME_count, lines -> NAME_distance + NAME_density, polygons -> NAME_indicator + NAME_distance.\n"
+        "The grid is --crs/--res/--bounds, or --like another archive, or else the first raster's own grid.\n\n"
+        "examples:\n"
+        "  geodl ingest raster dem.zarr rmnp-dem.tif\n"
+        "  geodl ingest raster stack.zarr mag.tif grav.tif faults.geojson --crs 32750 --res 500 \\\n"
+        "      --bounds 352000 6699000 683000 7102000\n"
+        "  geodl ingest raster extra.zarr radiometrics.tif --like stack.zarr --resampling average",
+        formatter_class=fmt,
+    )
+    raster.add_argument("out", type=Path, metavar="OUT.zarr", help="archive to write")
+    raster.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="raster or vector files")
+    grid = raster.add_argument_group("target grid")
+    grid.add_argument("--crs", help="target CRS, e.g. 32750 or EPSG:32750")
+    grid.add_argument("--res", type=float, help="pixel size in target CRS units")
+    grid.add_argument("--bounds", type=float, nargs=4, metavar=("LEFT", "BOTTOM", "RIGHT", "TOP"))
+    grid.add_argument("--like", type=Path, metavar="ARCHIVE", help="use the grid of an existing raster archive")
+    raster.add_argument("--src-crs", help="CRS of sources that carry none (e.g. 4326)")
+    raster.add_argument(
+        "--resampling",
+        default="bilinear",
+        choices=["nearest", "bilinear", "cubic", "average", "mode", "max", "min"],
+        help="default bilinear; use nearest or mode for categorical rasters",
+    )
+    _add_storage(raster, 512)
+    raster.set_defaults(handler=_cmd_ingest_raster)
+
+    waveforms = kinds.add_parser(
+        "waveforms",
+        help="anything ObsPy reads -> (station, channel, time) archive",
+        description="Merge waveform files ObsPy can read (miniSEED, SAC, SEISAN, GSE2, ...) into one archive with\n"
+        "one sampling rate, gaps masked, station metadata as coordinates and optional pick labels.\n\n"
+        "examples:\n"
+        "  geodl ingest waveforms day.zarr 2019/*.mseed --stations stations.xml\n"
+        "  geodl ingest waveforms rjob.zarr rjob.z rjob.n rjob.e --sampling-rate 100 --picks picks.csv",
+        formatter_class=fmt,
+    )
+    waveforms.add_argument("out", type=Path, metavar="OUT.zarr")
+    waveforms.add_argument("sources", type=Path, nargs="+", metavar="SRC")
+    waveforms.add_argument("--sampling-rate", type=float, help="resample every trace to this rate (Hz)")
+    waveforms.add_argument("--picks", type=Path, help="CSV (station,phase,time) or QuakeML/Nordic picks")
+    waveforms.add_argument("--stations", type=Path, help="StationXML or CSV with station coordinates")
+    _add_storage(waveforms, 65536)
+    waveforms.set_defaults(handler=_cmd_ingest_waveforms)
+
+    catalog = kinds.add_parser(
+        "catalog",
+        help="ComCat CSV, QuakeML or CSEP ASCII -> normalised catalog",
+        description="Normalise an earthquake catalog to time, latitude, longitude, depth_km, magnitude,\n"
+        "magnitude_type, event_id, sorted by time. OUT ending in .parquet gives Parquet, else Zarr.\n\n"
+        "examples:\n"
+        "  geodl ingest catalog ridgecrest.parquet sample_comcat_catalog.csv\n"
+        "  geodl ingest catalog sed.parquet catalog_sed.csv --depth-unit m\n"
+        "  geodl ingest catalog events.zarr events.xml --format quakeml",
+        formatter_class=fmt,
+    )
+    catalog.add_argument("out", type=Path, metavar="OUT")
+    catalog.add_argument("source", type=Path, metavar="SRC")
+    catalog.add_argument("--format", default="auto", choices=["auto", "comcat", "quakeml", "csep", "csv"])
+    catalog.add_argument("--depth-unit", default="auto", choices=["auto", "km", "m"])
+    catalog.add_argument("--overwrite", action="store_true", help="replace OUT once the new catalog is complete")
+    catalog.set_defaults(handler=_cmd_ingest_catalog)
+
+    murchison = kinds.add_parser(
+        "murchison",
+        help="the built-in real GSWA Murchison gold data -> raster stack",
+        description="Rasterise the built-in Murchison data (255 gold deposits, 3,252 faults, greenstone; GSWA,\n"
+        "Watkins and Hickman 1990) onto an EPSG:32750 grid: greenstone, dist_greenstone, dist_fault,\n"
+        "fault_density and the deposits label layer.\n\n"
+        "examples:\n  geodl ingest murchison runs/murchison.zarr\n  geodl ingest murchison fine.zarr --res 250",
+        formatter_class=fmt,
+    )
+    murchison.add_argument("out", type=Path, metavar="OUT.zarr")
+    murchison.add_argument("--res", type=float, default=500.0, help="pixel size in metres (default 500)")
+    _add_storage(murchison, 256)
+    murchison.set_defaults(handler=_cmd_ingest_murchison)
+
+    inspect = verbs.add_parser(
+        "inspect",
+        help="show what an archive holds (dims, chunks, codecs, CRS, statistics, provenance)",
+        description="Describe a geodl archive. --json prints the documented contract (docs/archives.md): kind,\n"
+        "complete, variables, dims, shape, chunks, codecs, dtype, crs_epsg, crs_wkt, bounds, resolution,\n"
+        "sampling_rate, n_events, statistics, provenance.\n\n"
+        "examples:\n  geodl inspect runs/demo/murchison.zarr\n  geodl inspect comcat.parquet --json | jq .n_events",
+        formatter_class=fmt,
+    )
+    inspect.add_argument("path", type=Path, metavar="PATH")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(handler=_cmd_inspect)
+
+    run = verbs.add_parser(
+        "run",
+        help="run the job a YAML config names, here and now",
+        description="Run the job named by a YAML config in this process. Options can be overridden as key.sub=value;\n"
+        "the fully resolved config is stored in the job's output folder.\n\n"
+        "examples:\n  geodl run configs/demo.yaml\n  geodl run configs/demo.yaml murchison.resolution=1000 output=runs/coarse",
+        formatter_class=fmt,
+    )
+    run.add_argument("config", type=Path, metavar="CONFIG.yaml")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. storage.chunk=256")
+    run.add_argument("--json", action="store_true", help="print the job's result as JSON")
+    run.set_defaults(handler=_cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``geodl`` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except GeodlError as exc:
+        print(f"geodl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        where = exc.filename or ""
+        print(f"geodl: error: {where}: {exc.strerror}; check the path and its permissions", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("geodl: interrupted; nothing incomplete was left at the output path", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
