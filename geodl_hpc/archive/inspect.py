@@ -37,7 +37,7 @@ CONTRACT_KEYS = (
 
 
 def _codec_name(codec: Any) -> str:
-    data = codec.to_dict() if hasattr(codec, "to_dict") else {"name": type(codec).__name__}
+    data: dict[str, Any] = codec.to_dict() if hasattr(codec, "to_dict") else {"name": type(codec).__name__}
     name = str(data.get("name", type(codec).__name__))
     level = (data.get("configuration") or {}).get("level")
     return f"{name}(level={level})" if level is not None else name
@@ -52,7 +52,7 @@ def _describe_zarr(path: Path) -> dict[str, Any]:
     coords: set[str] = set()
     statistics: dict[str, Any] = {}
     for name, array in sorted(group.arrays()):
-        dims = array.metadata.dimension_names or ()
+        dims = getattr(array.metadata, "dimension_names", None) or ()
         for dim, size in zip(dims, array.shape, strict=False):
             if dim:
                 info["dims"][dim] = int(size)
@@ -145,7 +145,7 @@ def describe(path: Path) -> dict[str, Any]:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.10g}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return str(value)
@@ -153,9 +153,8 @@ def _fmt(value: Any) -> str:
 
 def render_text(info: dict[str, Any]) -> str:
     """A human-readable summary of ``describe``'s result."""
-    lines = [
-        f"{info['path']}: {info['kind']} archive, {'complete' if info['complete'] else 'INCOMPLETE (re-run the ingest)'}"
-    ]
+    state = "complete" if info["complete"] else "INCOMPLETE (re-run the ingest)"
+    lines = [f"{info['path']}: {info['kind']} archive, {state}"]
     lines.append("  dims:       " + ", ".join(f"{k}={v}" for k, v in (info["dims"] or {}).items()))
     if info["crs_epsg"] is not None or info["crs_wkt"]:
         crs = f"EPSG:{info['crs_epsg']}" if info["crs_epsg"] is not None else (info["crs_wkt"] or "")[:60]

@@ -27,6 +27,7 @@ from geodl_hpc.archive.store import (
     staged_output,
 )
 from geodl_hpc.errors import ConfigError, InputDataError
+from geodl_hpc.progress import progress_bar
 
 if TYPE_CHECKING:
     import obspy
@@ -280,7 +281,6 @@ def ingest_waveforms(
     """Ingest waveform files (any format ObsPy reads) into a waveform archive at ``out``; returns ``out``."""
     import xarray as xr
     import zarr
-    from tqdm import tqdm
 
     out = Path(out)
     files = require_files(list(sources))
@@ -293,7 +293,7 @@ def ingest_waveforms(
     rates: dict[float, list[Path]] = {}
     t_start: Any = None
     t_end: Any = None
-    for path in tqdm(files, desc="scan", unit="file", disable=not progress):
+    for path in progress_bar(files, desc="scan", unit="file", enabled=progress):
         for tr in _read(path, headonly=True):
             if tr.stats.npts == 0:
                 continue
@@ -398,7 +398,7 @@ def ingest_waveforms(
         index = {k: i for i, k in enumerate(keys)}
         cindex = {c: i for i, c in enumerate(channels)}
         # Pass 2: one file in memory at a time, each trace written into its region.
-        for path in tqdm(files, desc="write", unit="file", disable=not progress):
+        for path in progress_bar(files, desc="write", unit="file", enabled=progress):
             stream = _read(path, headonly=False).split()  # masked (gappy) traces -> contiguous pieces
             for tr in stream:
                 if tr.stats.npts == 0:
