@@ -265,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the job a YAML config names, here and now",
         description="Run the job named by a YAML config in this process. Options can be overridden as key.sub=value;\n"
         "the fully resolved config is stored in the job's output folder.\n\n"
-        "examples:\n  geodl run configs/demo.yaml\n  geodl run configs/demo.yaml murchison.resolution=1000 output=runs/coarse",
+        "examples:\n  geodl run configs/demo.yaml\n"
+        "  geodl run configs/demo.yaml murchison.resolution=1000 output=runs/coarse",
         formatter_class=fmt,
     )
     run.add_argument("config", type=Path, metavar="CONFIG.yaml")

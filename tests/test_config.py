@@ -67,7 +67,7 @@ def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_and_non_mapping_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: config file not found"):
         load_job_config(tmp_path / "nope.yaml")
     listing = tmp_path / "list.yaml"
     listing.write_text("- a\n- b\n")

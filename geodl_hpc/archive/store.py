@@ -32,7 +32,7 @@ PARQUET_META_KEY = b"geodl"
 
 @dataclass(frozen=True)
 class CodecSpec:
-    """Compression for archive arrays: ``zstd`` (default), ``blosc`` (zstd inside blosc, shuffled), ``gzip`` or ``none``."""
+    """Compression of archive arrays: ``zstd`` (default), ``blosc`` (shuffled zstd), ``gzip`` or ``none``."""
 
     name: str = "zstd"
     level: int = 3
@@ -183,7 +183,7 @@ def archive_kind(path: Path) -> tuple[Kind, bool]:
         attrs = meta.get("attributes", {})
         kind = attrs.get(KIND_ATTR)
         if kind not in ("raster", "waveforms", "catalog"):
-            raise ArchiveError(f"{path}: a Zarr store but not a geodl archive (no {KIND_ATTR}); ingest it with `geodl ingest`")
+            raise ArchiveError(f"{path}: a Zarr store but not a geodl archive (no {KIND_ATTR}); use `geodl ingest`")
         return kind, bool(attrs.get(COMPLETE_ATTR, False)) and ".partial-" not in path.name
     if path.suffix == ".parquet" and path.is_file():
         meta = parquet_geodl_meta(path)

@@ -45,7 +45,7 @@ def test_failure_leaves_nothing_and_keeps_existing(tmp_path: Path) -> None:
 def test_existing_output_needs_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "a.zarr"
     out.mkdir()
-    with pytest.raises(ArchiveError, match="a.zarr: already exists; pass --overwrite"), staged_output(out):
+    with pytest.raises(ArchiveError, match=r"a\.zarr: already exists; pass --overwrite"), staged_output(out):
         pass
     with staged_output(out, overwrite=True) as tmp:
         tmp.mkdir()
@@ -111,7 +111,7 @@ def test_incomplete_zarr_is_reported_and_refused(tmp_path: Path) -> None:
 def test_require_files_names_the_missing_one(tmp_path: Path) -> None:
     from geodl_hpc.archive.store import require_files
 
-    with pytest.raises(InputDataError, match="gone.tif: no such file"):
+    with pytest.raises(InputDataError, match=r"gone\.tif: no such file"):
         require_files([tmp_path / "gone.tif"])
     with pytest.raises(InputDataError, match="is a folder"):
         require_files([tmp_path])
