@@ -11,8 +11,8 @@ setup:
 
 demo: setup
 	$(BIN)/geodl run configs/demo.yaml
-	$(BIN)/geodl inspect runs/demo/murchison.zarr --json > runs/demo/inspect.json
-	@echo "demo: inspect JSON in runs/demo/inspect.json"
+	$(BIN)/geodl inspect runs/demo/murchison.zarr --json --plot runs/demo/murchison_layers.png > runs/demo/inspect.json
+	@echo "demo: runs/demo/inspect.json (geodl inspect --json) and runs/demo/murchison_layers.png (the layers)"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -130,6 +130,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from geodl_hpc.archive.inspect import describe, describe_json, render_text
 
     print(describe_json(args.path) if args.json else render_text(describe(args.path)))
+    if args.plot is not None:
+        from geodl_hpc.archive.preview import plot_archive
+
+        plot_archive(args.path, args.plot)
+        print(f"quick-look plot: {args.plot}", file=sys.stderr)
     return 0
 
 
@@ -253,11 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Describe a geodl archive. --json prints the documented contract (docs/archives.md): kind,\n"
         "complete, variables, dims, shape, chunks, codecs, dtype, crs_epsg, crs_wkt, bounds, resolution,\n"
         "sampling_rate, n_events, statistics, provenance.\n\n"
-        "examples:\n  geodl inspect runs/demo/murchison.zarr\n  geodl inspect comcat.parquet --json | jq .n_events",
+        "examples:\n  geodl inspect runs/demo/murchison.zarr --plot layers.png\n"
+        "  geodl inspect comcat.parquet --json | jq .n_events",
         formatter_class=fmt,
     )
     inspect.add_argument("path", type=Path, metavar="PATH")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument("--plot", type=Path, metavar="PNG", help="also write a quick-look PNG (rasters, waveforms)")
     inspect.set_defaults(handler=_cmd_inspect)
 
     run = verbs.add_parser(
