@@ -105,10 +105,15 @@ class RunningStats:
         if n == 0:
             return stats
         values = (block if n == block.size else block[finite]).ravel()
-        v64 = values.astype(np.float64)
-        mean = float(v64.sum()) / n
-        v64 -= mean
-        stats.count, stats.mean, stats.m2 = n, mean, float(np.dot(v64, v64))
+        # float64 accumulation without a float64 copy of the block; shifting by the first value keeps
+        # sum-of-squares numerically safe for data with a large offset (elevations, northings).
+        shift = np.float32(values[0])
+        centred = values - shift
+        total = float(centred.sum(dtype=np.float64))
+        squares = float(np.einsum("i,i->", centred, centred, dtype=np.float64))
+        mean_c = total / n
+        stats.count, stats.mean = n, float(shift) + mean_c
+        stats.m2 = max(squares - n * mean_c * mean_c, 0.0)
         stats.minimum, stats.maximum = float(values.min()), float(values.max())
         return stats
 

@@ -426,3 +426,18 @@ def test_interrupted_ingest_leaves_nothing(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(KeyboardInterrupt):
         ingest_raster(tmp_path / "big.zarr", [src], chunk=16, progress=False, workers=workers)
     nothing_left(tmp_path, "big.zarr")
+
+
+def test_running_stats_stay_accurate_for_large_offsets() -> None:
+    """Northings or elevations: float32 values near 7e6 with a spread of a few metres."""
+    rng = np.random.default_rng(3)
+    blocks = [(7_000_000 + rng.normal(0, 3, (64, 64))).astype(np.float32) for _ in range(5)]
+    blocks[2][:10] = np.nan
+    stats = RunningStats()
+    for block in blocks:
+        stats.update(block)
+    values = np.concatenate([b[np.isfinite(b)].astype(np.float64) for b in blocks])
+    summary = stats.as_dict()
+    assert summary["count"] == values.size
+    assert summary["mean"] == pytest.approx(values.mean(), rel=1e-12)
+    assert summary["std"] == pytest.approx(values.std(), rel=1e-6)
