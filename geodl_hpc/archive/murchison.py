@@ -7,15 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from geodl_hpc.archive.grid import GridSpec
-from geodl_hpc.archive.raster import (
-    BlockSource,
-    LineSource,
-    PointCountSource,
-    PolygonSource,
-    read_vector,
-    write_stack,
-)
+from geodl_hpc.archive.stack import BlockSource, write_stack
 from geodl_hpc.archive.store import CodecSpec, mark_complete_zarr, provenance, staged_output
+from geodl_hpc.archive.vector import LineSource, PointCountSource, PolygonSource, read_vector
 from geodl_hpc.errors import InputDataError
 
 MURCHISON_DIR = Path(__file__).resolve().parent.parent / "data" / "murchison"

@@ -15,9 +15,10 @@ import xarray as xr
 from affine import Affine
 from rasterio.warp import Resampling, reproject, transform_bounds
 
-from geodl_hpc.archive import raster as raster_mod
+from geodl_hpc.archive import stack as stack_mod
 from geodl_hpc.archive.grid import GridSpec
-from geodl_hpc.archive.raster import RunningStats, ingest_raster
+from geodl_hpc.archive.raster import ingest_raster
+from geodl_hpc.archive.stack import RunningStats
 from geodl_hpc.archive.store import archive_kind
 from geodl_hpc.errors import ArchiveError, ConfigError, GeodlError, InputDataError
 
@@ -422,7 +423,7 @@ def test_interrupted_ingest_leaves_nothing(tmp_path: Path, monkeypatch: pytest.M
             raise KeyboardInterrupt
         return original(cls, block)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(raster_mod.RunningStats, "of_block", classmethod(boom))
+    monkeypatch.setattr(stack_mod.RunningStats, "of_block", classmethod(boom))
     with pytest.raises(KeyboardInterrupt):
         ingest_raster(tmp_path / "big.zarr", [src], chunk=16, progress=False, workers=workers)
     nothing_left(tmp_path, "big.zarr")
