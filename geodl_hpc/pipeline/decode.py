@@ -1,0 +1,237 @@
+"""Read tasks: decode a group's units once and cut, normalise and augment all of its samples (numpy only).
+
+The same :func:`decode_and_cut` runs in-process (local backend) and inside Ray Data workers, so both backends
+give identical batches. Augmentation draws depend only on ``(seed, epoch, sample index)``, so a sample looks the
+same whichever group, rank or resumed plan serves it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from geodl_hpc.pipeline.config import PipelineError
+from geodl_hpc.sampling import UnitGrid, WaveUnits
+
+# Opened Zarr arrays, per worker process and archive path (Ray reuses worker processes across tasks).
+_OPEN: dict[str, dict[str, Any]] = {}
+
+
+@dataclass(frozen=True)
+class CutSpec:
+    """Everything a read task needs besides its group: small and picklable."""
+
+    kind: Literal["raster", "waveforms"]
+    path: str
+    variables: tuple[str, ...]  # raster layers (waveforms: ("data",))
+    label: str | None
+    chip: int
+    units: UnitGrid | WaveUnits
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    normalise: bool
+    nodata: Literal["skip", "fill"]
+    augment: tuple[str, ...]
+    seed: int
+    shift_max: int = 0
+    noise_std: float = 0.05
+    dropout_p: float = 0.2
+    gain_range: tuple[float, float] = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """One group of one epoch: units to decode and samples (indices, positions) in delivery order."""
+
+    epoch: int
+    index: int
+    units: tuple[int, ...]
+    samples: np.ndarray  # (n,) int64 sample indices
+    positions: np.ndarray  # (n, 2) int64
+
+
+def open_arrays(path: str) -> dict[str, Any]:
+    """The archive's arrays by name, opened read-only once per process."""
+    arrays = _OPEN.get(path)
+    if arrays is None:
+        import zarr
+
+        group = zarr.open_group(path, mode="r")
+        arrays = dict(group.arrays())
+        _OPEN[path] = arrays
+    return arrays
+
+
+def read_raster_unit(arrays: dict[str, Any], name: str, window: tuple[int, int, int, int]) -> np.ndarray:
+    """One layer over one unit: a single chunk-aligned slice, so each chunk in it is decoded once."""
+    r0, r1, c0, c1 = window
+    return np.asarray(arrays[name][r0:r1, c0:c1])
+
+
+def read_wave_unit(arrays: dict[str, Any], name: str, window: tuple[int, int, int]) -> np.ndarray:
+    """``(channel, time)`` of one station over one unit."""
+    station, t0, t1 = window
+    return np.asarray(arrays[name][station, :, t0:t1])
+
+
+def _mix(seed: int, epoch: int, ids: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per sample of ``(seed, epoch, id)`` (splitmix64 finaliser)."""
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z ^= np.uint64((int(seed) * 0xBF58476D1CE4E5B9 + int(epoch) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF)
+        for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            z ^= z >> np.uint64(shift)
+            z *= np.uint64(mult)
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def decode_and_cut(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
+    """Decode each unit of the group once, cut its samples in plan order, normalise, mask and augment."""
+    if spec.kind == "raster":
+        return _raster(spec, task)
+    return _waveforms(spec, task)
+
+
+def _raster(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
+    assert isinstance(spec.units, UnitGrid)
+    arrays = open_arrays(spec.path)
+    k, n, nl = spec.chip, len(task.samples), len(spec.variables)
+    x = np.empty((n, nl, k, k), dtype=np.float32)
+    y = np.empty((n, k, k), dtype=np.float32) if spec.label else None
+    unit_of = spec.units.unit_of(task.positions) if n else np.zeros(0, np.int64)
+    for u in task.units:
+        window = spec.units.window(u)
+        r0, _, c0, _ = window
+        sel = np.flatnonzero(unit_of == u).tolist()
+        rc = [(i, int(task.positions[i, 0]) - r0, int(task.positions[i, 1]) - c0) for i in sel]
+        for li, name in enumerate(spec.variables):  # cut layer by layer: no stacked copy of the unit
+            block = read_raster_unit(arrays, name, window)
+            for i, r, c in rc:
+                x[i, li] = block[r : r + k, c : c + k]
+        if y is not None and spec.label:
+            lab = read_raster_unit(arrays, spec.label, window)
+            for i, r, c in rc:
+                y[i] = lab[r : r + k, c : c + k]
+    if spec.normalise:
+        scale = 1.0 / np.asarray(spec.std, np.float32)
+        x *= scale[None, :, None, None]
+        x -= (np.asarray(spec.mean, np.float32) * scale)[None, :, None, None]
+    # One reduction tells whether any value is NaN/inf; the per-pixel mask is only built when needed.
+    clean = bool(np.isfinite(x.sum(dtype=np.float64))) and (y is None or bool(np.isfinite(y.sum(dtype=np.float64))))
+    if spec.nodata == "skip" and not clean:
+        valid = np.asarray(np.isfinite(x).all(axis=1))
+        valid_y: np.ndarray = np.isfinite(y) if y is not None else np.ones(0, bool)
+        bad = ~valid.reshape(n, -1).all(axis=1)
+        if y is not None:
+            bad |= ~valid_y.reshape(n, -1).all(axis=1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            r, c = task.positions[i]
+            raise PipelineError(
+                f"chip at row {r}, col {c} (sample {task.samples[i]}) has nodata; plan samples with valid_mask() "
+                "or set nodata='fill'"
+            )
+    elif spec.nodata == "fill":
+        valid = np.asarray(np.isfinite(x).all(axis=1))
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        x = np.concatenate([x, valid[:, None].astype(np.float32)], axis=1)
+        if y is not None:
+            y[~np.isfinite(y)] = 0.0
+    if "flip" in spec.augment or "rot90" in spec.augment:
+        keys = _mix(spec.seed, task.epoch, task.samples)
+        for i in range(n):
+            key = int(keys[i])
+            parts = [x[i]] + ([y[i][None]] if y is not None else [])
+            for j, arr in enumerate(parts):
+                if "flip" in spec.augment:
+                    if key & 1:
+                        arr = arr[:, ::-1, :]
+                    if key & 2:
+                        arr = arr[:, :, ::-1]
+                if "rot90" in spec.augment:
+                    arr = np.rot90(arr, k=(key >> 2) & 3, axes=(1, 2))
+                parts[j] = arr
+            x[i] = parts[0]
+            if y is not None:
+                y[i] = parts[1][0]
+    out: dict[str, np.ndarray] = {"x": x, "index": task.samples.astype(np.int64)}
+    if y is not None:
+        out["y"] = y
+    return out
+
+
+def _waveforms(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
+    assert isinstance(spec.units, WaveUnits)
+    arrays = open_arrays(spec.path)
+    w, n = spec.chip, len(task.samples)
+    nc = int(arrays["data"].shape[1])
+    x = np.empty((n, nc, w), dtype=np.float32)
+    ok = np.empty((n, nc, w), dtype=bool)
+    unit_of = spec.units.unit_of(task.positions) if n else np.zeros(0, np.int64)
+    for u in task.units:
+        window = spec.units.window(u)
+        data = read_wave_unit(arrays, "data", window)
+        valid = read_wave_unit(arrays, "valid", window)
+        for i in np.flatnonzero(unit_of == u).tolist():
+            t = int(task.positions[i, 1]) - window[1]
+            x[i], ok[i] = data[:, t : t + w], valid[:, t : t + w]
+    if spec.nodata == "skip" and not ok.all():
+        i = int(np.flatnonzero(~ok.reshape(n, -1).all(axis=1))[0])
+        raise PipelineError(
+            f"window at station {task.positions[i, 0]}, sample {task.positions[i, 1]} crosses a gap; "
+            "plan windows with noise_windows(valid=...) or set nodata='fill'"
+        )
+    x[~ok] = 0.0
+    if spec.normalise:
+        x -= x.mean(axis=2, keepdims=True)
+        scale = x.std(axis=(1, 2), keepdims=True)
+        x /= np.where(scale > 0, scale, 1.0)
+    if any(a in spec.augment for a in ("shift", "noise", "dropout", "gain")):
+        keys = _mix(spec.seed, task.epoch, task.samples)
+        for i in range(n):
+            rng = np.random.default_rng(int(keys[i]))
+            if "shift" in spec.augment and spec.shift_max:
+                s = int(rng.integers(-spec.shift_max, spec.shift_max + 1))
+                x[i], ok[i] = _shift(x[i], s), _shift(ok[i], s)
+            if "gain" in spec.augment:
+                lo, hi = np.log(spec.gain_range[0]), np.log(spec.gain_range[1])
+                x[i] *= np.float32(np.exp(rng.uniform(lo, hi)))
+            if "noise" in spec.augment:
+                x[i] += rng.normal(0.0, spec.noise_std, size=x[i].shape).astype(np.float32)
+            if "dropout" in spec.augment and rng.random() < spec.dropout_p:
+                x[i, int(rng.integers(0, nc))] = 0.0
+    if spec.nodata == "fill":
+        x = np.concatenate([x, ok.all(axis=1, keepdims=True).astype(np.float32)], axis=1)
+    return {"x": x, "index": task.samples.astype(np.int64)}
+
+
+def _shift(a: np.ndarray, s: int) -> np.ndarray:
+    """Shift along time by ``s`` samples, zero (False) filled."""
+    out = np.zeros_like(a)
+    if s > 0:
+        out[:, s:] = a[:, :-s]
+    elif s < 0:
+        out[:, :s] = a[:, -s:]
+    else:
+        out[:] = a
+    return out
+
+
+def valid_mask(path: Path, layers: tuple[str, ...], *, statistics: dict[str, dict[str, Any]]) -> np.ndarray | None:
+    """Per-pixel mask where all ``layers`` are valid, read chunk row by chunk row; None when the stored
+    statistics say every layer is complete (no read needed)."""
+    if all(float(statistics[name].get("valid_fraction", 0.0)) >= 1.0 for name in layers):
+        return None
+    arrays = open_arrays(str(path))
+    first = arrays[layers[0]]
+    h, w = first.shape
+    step = first.chunks[0]
+    mask = np.ones((h, w), dtype=bool)
+    for r0 in range(0, h, step):
+        for name in layers:
+            mask[r0 : r0 + step] &= np.isfinite(np.asarray(arrays[name][r0 : r0 + step]))
+    return mask
