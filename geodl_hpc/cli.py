@@ -30,6 +30,8 @@ examples:
   geodl ingest catalog comcat.parquet comcat.csv
   geodl inspect runs/murchison.zarr --json
   geodl run configs/demo.yaml murchison.resolution=1000
+  geodl submit ingest_murchison configs/demo.yaml --cluster slurm-example --dry-run
+  geodl status runs/demo
 
 Run `geodl VERB --help` for each verb's options and more examples.
 """
@@ -138,19 +140,76 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _print_result(job: str, result: Any, as_json: bool) -> None:
+    if as_json or job != "ingest_murchison":
+        print(json.dumps(result, indent=2, default=str))
+        return
     from geodl_hpc.archive.inspect import render_text
-    from geodl_hpc.config import load_job_config
+
+    if result.get("skipped"):
+        print(f"up to date: {result['path']} (built earlier with the same options; overwrite=true rebuilds)")
+    print(render_text(result))
+
+
+def _launch_plan(job: str | None, args: argparse.Namespace) -> Any:
+    """Split overrides into job (key=value) and cluster (cluster.key=value) ones, load both, plan the submission."""
+    from geodl_hpc.launch.profiles import load_profile
+    from geodl_hpc.launch.submit import plan
     from jobs import registry
 
-    config = load_job_config(args.config, args.overrides)
-    result = registry.run(config)
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
+    cluster = [o.removeprefix("cluster.") for o in args.overrides if o.startswith("cluster.")]
+    overrides = [o for o in args.overrides if not o.startswith("cluster.")]
+    profile = load_profile(args.cluster, cluster)
+    name, config = registry.load(args.config, overrides, job)
+    return plan(name, [config], profile)
+
+
+def _submit_and_report(plan: Any, wait: bool) -> list[Any]:
+    from geodl_hpc.launch.submit import submit
+    from geodl_hpc.launch.submit import wait as wait_for
+
+    jobs, status = submit(plan)
+    ids = ",".join(status["job_ids"])
+    where = "process" if status["executor"] == "local" else "Slurm job"
+    print(f"submitted {plan.job} as {where} {ids} on {plan.profile.name}; run folder {plan.run_dir}", file=sys.stderr)
+    print(f"follow it with: geodl status {plan.run_dir}", file=sys.stderr)
+    return wait_for(jobs, status) if wait else []
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from jobs import registry
+
+    if args.cluster is None:
+        job, config = registry.load(args.config, args.overrides)
+        result = registry.run(config)
     else:
-        if result.get("skipped"):
-            print(f"up to date: {result['path']} (built earlier with the same options; overwrite=true rebuilds)")
-        print(render_text(result))
+        launch = _launch_plan(None, args)
+        job = launch.job
+        (result,) = _submit_and_report(launch, wait=True)
+    _print_result(job, result, args.json)
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    launch = _launch_plan(args.job, args)
+    if args.dry_run:
+        print(launch.describe())
+        return 0
+    results = _submit_and_report(launch, wait=args.wait)
+    for result in results:
+        _print_result(launch.job, result, args.json)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from geodl_hpc.launch.runs import format_status, run_states
+
+    status, states = run_states(args.run)
+    if args.json:
+        tasks = {t: {"state": s.state, "slurm_state": s.slurm_state, "requeues": s.requeues} for t, s in states.items()}
+        print(json.dumps({**status, "states": tasks}, indent=2))
+    else:
+        print(format_status(args.run, status, states))
     return 0
 
 
@@ -269,23 +328,73 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser(
         "run",
-        help="run the job a YAML config names, here and now",
+        help="run the job a YAML config names, here and now (or on a cluster, waiting for it)",
         description="Run the job named by a YAML config in this process. Options can be overridden as key.sub=value;\n"
-        "the fully resolved config is stored in the job's output folder.\n\n"
+        "the fully resolved config is stored in the job's output folder. With --cluster the job goes through\n"
+        "submitit to that cluster profile instead, and this command waits for its result.\n\n"
         "examples:\n  geodl run configs/demo.yaml\n"
-        "  geodl run configs/demo.yaml murchison.resolution=1000 output=runs/coarse",
+        "  geodl run configs/demo.yaml murchison.resolution=1000 output=runs/coarse\n"
+        "  geodl run configs/demo.yaml --cluster local",
         formatter_class=fmt,
     )
     run.add_argument("config", type=Path, metavar="CONFIG.yaml")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. storage.chunk=256")
     run.add_argument("--json", action="store_true", help="print the job's result as JSON")
+    run.add_argument("--cluster", metavar="PROFILE", help="run through submitit on configs/clusters/PROFILE.yaml")
     run.set_defaults(handler=_cmd_run)
+
+    submit = verbs.add_parser(
+        "submit",
+        help="submit a job to a cluster profile (Slurm or local) and return; --dry-run shows the script and cost",
+        description="Submit JOB with CONFIG through submitit to a cluster profile from configs/clusters/ (local:\n"
+        "this machine, no Slurm; a Slurm profile: sbatch). KEY=VALUE overrides change the job config;\n"
+        "cluster.KEY=VALUE overrides change the resources asked (nodes, ntasks_per_node, gpus_per_node,\n"
+        "cpus_per_task, mem, time_min, partition, ...) within the profile's limits. The run folder is the\n"
+        "config's output: it gets run.json, config.resolved.yaml, job.sbatch and logs/ (one log per rank).\n"
+        "On USR2 (preemption, or signal_delay_s before the time limit) the job checkpoints and is requeued.\n\n"
+        "examples:\n"
+        "  geodl submit ingest_murchison configs/demo.yaml --cluster slurm-example --dry-run\n"
+        "  geodl submit ingest_murchison configs/demo.yaml --cluster localslurm cluster.time_min=20\n"
+        "  geodl submit cluster_check configs/cluster_check.yaml --cluster localslurm cluster.ntasks_per_node=2\n"
+        "  geodl submit resume_check configs/resume_check.yaml --cluster local --wait",
+        formatter_class=fmt,
+    )
+    submit.add_argument("job", metavar="JOB", help="a job from jobs/registry.py, e.g. ingest_murchison")
+    submit.add_argument("config", type=Path, metavar="CONFIG.yaml")
+    submit.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="job options, or cluster.KEY=VALUE")
+    submit.add_argument("--cluster", default="local", metavar="PROFILE", help="cluster profile (default local)")
+    submit.add_argument("--dry-run", action="store_true", help="print the sbatch script and resource plan only")
+    submit.add_argument("--wait", action="store_true", help="wait for the job and print its result")
+    submit.add_argument("--json", action="store_true", help="with --wait: print the result as JSON")
+    submit.set_defaults(handler=_cmd_submit)
+
+    status = verbs.add_parser(
+        "status",
+        help="show the state of every task of a submitted run (pending, running, done, failed, requeued)",
+        description="Show every task of the run in folder RUN (what geodl submit printed), from one sacct call for\n"
+        "Slurm runs, or from the process for local runs.\n\n"
+        "examples:\n  geodl status runs/demo\n  geodl status runs/demo --json | jq .states",
+        formatter_class=fmt,
+    )
+    status.add_argument("run", type=Path, metavar="RUN")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=_cmd_status)
     return parser
+
+
+def _is_override(text: str) -> bool:
+    return "=" in text and not text.startswith("-")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``geodl`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow options (`geodl submit JOB CONFIG --dry-run cluster.nodes=2`).
+    if extra and isinstance(getattr(args, "overrides", None), list) and all(_is_override(e) for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -122,3 +122,73 @@ def test_garbage_source_files_are_refused_by_every_ingest(geodl: RunGeodl, tmp_p
         assert "junk.bin" in _one_line_error(geodl("ingest", kind, out, junk))
         assert not (tmp_path / out).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.bin"]
+
+
+# ------------------------------------------------------------------------------------------- launch verbs
+def test_submit_dry_run_prints_script_and_plan_and_writes_nothing(geodl: RunGeodl, tmp_path: Path) -> None:
+    config = REPO / "configs" / "demo.yaml"
+    result = geodl("submit", "ingest_murchison", config, "--cluster", "slurm-example", "--dry-run", "cluster.nodes=2")
+    assert result.returncode == 0, result.stderr
+    assert "#SBATCH --nodes=2" in result.stdout and "#SBATCH --partition=gpu" in result.stdout
+    assert "module load cuda/12.4" in result.stdout and "exec srun" in result.stdout
+    assert "2 node(s) x 4 GPUs (8 GPUs)" in result.stdout and "at most 96 GPU-hours" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--cluster", "nope"], "--cluster nope: unknown cluster profile; available: local, localslurm, slurm-example"),
+        (
+            ["--cluster", "slurm-example", "cluster.nodes=99"],
+            "cluster.nodes=99: profile slurm-example can give at most",
+        ),
+        (
+            ["--cluster", "local", "cluster.gpus_per_node=2"],
+            "cluster.gpus_per_node=2: profile local can give at most 0",
+        ),
+    ],
+)
+def test_submit_bad_cluster_requests_are_one_line(
+    geodl: RunGeodl, tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    result = geodl("submit", "ingest_murchison", REPO / "configs" / "demo.yaml", *args, "--dry-run")
+    assert fragment in _one_line_error(result)
+
+
+def test_submit_to_slurm_without_sbatch_says_what_to_do(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from tests.conftest import GEODL
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = subprocess.run(
+        [str(GEODL), "submit", "ingest_murchison", str(REPO / "configs" / "demo.yaml"), "--cluster", "localslurm"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": str(empty)},
+    )  # fmt: skip
+    message = _one_line_error(result)
+    assert "no sbatch is on PATH; install Slurm" in message and "--cluster local" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resubmitting_into_a_live_run_folder_is_refused(geodl: RunGeodl, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    config = REPO / "configs" / "resume_check.yaml"
+    first = geodl("submit", "resume_check", config, "output=busy", "steps=60", "step_seconds=0.5")
+    assert first.returncode == 0, first.stderr
+    try:
+        status = geodl("status", "busy")
+        assert status.returncode == 0 and "running" in status.stdout and "local run" in status.stdout
+        again = geodl("submit", "resume_check", config, "output=busy")
+        assert "busy: run folder in use by live job" in _one_line_error(again)
+    finally:
+        pid = int(json.loads((tmp_path / "busy" / "run.json").read_text())["job_ids"][0])
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_status_of_a_folder_that_is_no_run(geodl: RunGeodl, tmp_path: Path) -> None:
+    assert "nothing: not a run folder (no run.json)" in _one_line_error(geodl("status", "nothing"))
