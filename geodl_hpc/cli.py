@@ -201,6 +201,36 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def rank_launcher(backend: str, n: int) -> list[str]:
+    """The command prefix that starts ``n`` local ranks of ``geodl`` for a training backend."""
+    if backend == "horovod":
+        # `python -m horovod.runner.launch` is horovodrun without relying on PATH.
+        launch = [sys.executable, "-m", "horovod.runner.launch"]
+        return [*launch, "-np", str(n), "-H", f"localhost:{n}", "--gloo", sys.executable]
+    if backend == "torch":
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={n}"]
+    raise GeodlError(f"train.backend={backend} runs one process; set train.backend=horovod or torch to use --np {n}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from jobs import registry
+
+    if args.cluster is not None:
+        (result,) = _submit_and_report(_launch_plan("train", args), wait=True)
+        _print_result("train", result, True)
+        return 0
+    _, config = registry.load(args.config, args.overrides, "train")
+    if args.np > 1:
+        prefix = rank_launcher(config.train.backend, args.np)
+        command = [*prefix, "-m", "geodl_hpc.cli", "run", str(args.config), "job=train", *args.overrides]
+        print(f"starting {args.np} ranks: {' '.join(command)}", file=sys.stderr)
+        return subprocess.run(command, check=False).returncode
+    _print_result("train", registry.run(config), True)
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from geodl_hpc.launch.runs import format_status, run_states
 
@@ -367,6 +397,25 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="wait for the job and print its result")
     submit.add_argument("--json", action="store_true", help="with --wait: print the result as JSON")
     submit.set_defaults(handler=_cmd_submit)
+
+    train = verbs.add_parser(
+        "train",
+        help="train a model on an archive: one process, N local ranks (--np), or a cluster (--cluster)",
+        description="Train the model a train config describes (configs/train_murchison.yaml) on chips of a raster\n"
+        "archive. Run it again on the same output folder to resume exactly from the newest checkpoint; USR2 or\n"
+        "TERM makes every rank checkpoint at the same step and exit with status 'preempted'.\n\n"
+        "examples:\n"
+        "  geodl train configs/train_murchison.yaml\n"
+        "  geodl train configs/train_murchison.yaml --np 2 train.backend=horovod   # 2 Horovod ranks (gloo)\n"
+        "  geodl train configs/train_murchison.yaml --np 2 train.backend=torch     # 2 DDP ranks (torchrun)\n"
+        "  geodl train configs/train_murchison.yaml --cluster localslurm cluster.ntasks_per_node=2",
+        formatter_class=fmt,
+    )
+    train.add_argument("config", type=Path, metavar="CONFIG.yaml")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. train.epochs=5")
+    train.add_argument("--np", type=int, default=1, metavar="N", help="number of local ranks (default 1)")
+    train.add_argument("--cluster", metavar="PROFILE", help="submit to configs/clusters/PROFILE.yaml and wait")
+    train.set_defaults(handler=_cmd_train)
 
     status = verbs.add_parser(
         "status",

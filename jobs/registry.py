@@ -45,6 +45,12 @@ JOBS: dict[str, JobEntry] = {
             "rasterise the built-in GSWA Murchison gold data into a raster stack",
         ),
         JobEntry(
+            "train",
+            "jobs.train",
+            "geodl_hpc.training.config:TrainJobConfig",
+            "train a model on chips of a raster archive (any backend; resumes from the newest checkpoint)",
+        ),
+        JobEntry(
             "resume_check",
             "jobs.resume_check",
             "jobs.resume_check:ResumeCheckConfig",

@@ -57,7 +57,7 @@ def main(config: TrainJobConfig) -> dict[str, Any]:
     output = Path(config.output)
     if collective.rank == 0:
         output.mkdir(parents=True, exist_ok=True)
-        dump_config(config, output / "config.yaml")
+        dump_config(config, output / "config.resolved.yaml")
     pipeline = build_pipeline(Path(config.archive), train_cfg)
     in_channels = len(pipeline.spec.variables) + (1 if pipeline.config.nodata == "fill" else 0)
     m = train_cfg.model

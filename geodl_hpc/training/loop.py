@@ -13,6 +13,7 @@ import math
 import os
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -139,7 +140,7 @@ class MetricLog:
 
     def info(self, message: str) -> None:
         if self.enabled:
-            print(f"[train] {message}", flush=True)
+            print(f"[train] {message}", file=sys.stderr, flush=True)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled or self._fh is None:
