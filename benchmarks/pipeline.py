@@ -88,13 +88,22 @@ def build_stack(path: Path, size: int, bands: int, chunk: int, seed: int = 0) ->
     return names
 
 
-def decode_limit(path: Path, names: list[str], positions: np.ndarray, chip: int, chunk: int) -> dict[str, float]:
-    """(a) Every chunk decoded once in this process, all its chips cut in numpy, then torch."""
+def decode_limit(
+    path: Path, names: list[str], positions: np.ndarray, chip: int, chunk: int, threaded: bool = False
+) -> dict[str, float]:
+    """(a) Every chunk decoded once in this process, all its chips cut in numpy, then torch.
+
+    Plain sequential zarr reads, one layer after another. ``threaded=True`` reads a chunk's layers with the same
+    concurrent zarr call the pipeline uses (``read_raster_unit``), to show what that concurrency alone gives.
+    """
     import torch
     import zarr
 
+    from geodl_hpc.pipeline.decode import read_raster_unit
+
     group = zarr.open_group(str(path), mode="r")
     arrays = [group[n] for n in names]
+    layer_names = tuple(names)
     units = {}
     for i, (r, c) in enumerate(positions.tolist()):
         units.setdefault((r // chunk, c // chunk), []).append(i)
@@ -105,7 +114,11 @@ def decode_limit(path: Path, names: list[str], positions: np.ndarray, chip: int,
     t0 = time.perf_counter()
     for uy, ux in order:
         ta = time.perf_counter()
-        block = np.stack([a[uy * chunk : (uy + 1) * chunk, ux * chunk : (ux + 1) * chunk] for a in arrays])
+        window = (uy * chunk, (uy + 1) * chunk, ux * chunk, (ux + 1) * chunk)
+        if threaded:
+            block = np.stack(read_raster_unit(str(path), layer_names, window))
+        else:
+            block = np.stack([a[window[0] : window[1], window[2] : window[3]] for a in arrays])
         tb = time.perf_counter()
         idx = units[(uy, ux)]
         out = np.empty((len(idx), len(names), chip, chip), np.float32)
@@ -158,7 +171,15 @@ def xbatcher_loader(path: Path, chip: int, workers: int, batch_size: int, n_batc
 
 
 def ours(
-    path: Path, positions: np.ndarray, chip: int, workers: int, epochs: int, backend: str, mix_units: int, batch: int
+    path: Path,
+    positions: np.ndarray,
+    chip: int,
+    workers: int,
+    epochs: int,
+    backend: str,
+    mix_units: int,
+    batch: int,
+    ray_task: str = "group",
 ) -> dict[str, Any]:
     """(d) ChipPipeline: chips delivered as torch tensors per epoch."""
     from geodl_hpc.pipeline import ChipPipeline, PipelineConfig
@@ -171,6 +192,7 @@ def ours(
         backend=backend,  # type: ignore[arg-type]
         num_workers=workers,
         memory_budget_mb=2048,
+        ray_task=ray_task,  # type: ignore[arg-type]
     )
     pipe = ChipPipeline(cfg, positions)
     rates = []
@@ -192,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=512)
     parser.add_argument("--chip", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3, help="Ray epochs; warm = median of all but the first")
     parser.add_argument("--mix-units", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--naive-chips", type=int, default=60)
@@ -216,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             names = build_stack(path, args.size, args.bands, args.chunk)
         build_s = time.perf_counter() - t0
         positions = grid_chips(UnitGrid(args.size, args.size, (args.chunk, args.chunk)), args.chip)
-        limit = decode_limit(path, names, positions, args.chip, args.chunk)
+        # The machine may be shared: the decode limit is measured before and after ours and the best run is kept
+        # (the comparison is conservative); every run is reported.
+        limits = [decode_limit(path, names, positions, args.chip, args.chunk)]
+        threaded = [decode_limit(path, names, positions, args.chip, args.chunk, threaded=True)]
         naive_rate = naive(path, names, positions, args.chip, args.naive_chips)
         xb_rate = xbatcher_loader(path, args.chip, args.workers, args.batch_size, args.xbatcher_batches)
         t_ray = time.perf_counter()
@@ -224,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         ray_init_s = time.perf_counter() - t_ray
         local = ours(path, positions, args.chip, 1, 1, "local", args.mix_units, args.batch_size)
         ray_run = ours(path, positions, args.chip, args.workers, args.epochs, "ray", args.mix_units, args.batch_size)
-        warm = ray_run["epochs_chips_s"][-1]
+        ray_unit = ours(path, positions, args.chip, args.workers, 2, "ray", args.mix_units, args.batch_size, "unit")
+        limits.append(decode_limit(path, names, positions, args.chip, args.chunk))
+        threaded.append(decode_limit(path, names, positions, args.chip, args.chunk, threaded=True))
+        limit = max(limits, key=lambda r: r["chips_s"])
+        limit_threaded = max(r["chips_s"] for r in threaded)
+        epochs = ray_run["epochs_chips_s"]
+        warm = float(np.median(epochs[1:])) if len(epochs) > 1 else epochs[0]
         result: dict[str, Any] = {
             "synthetic": True,
             "size": args.size,
@@ -234,15 +265,22 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "chips_per_epoch": len(positions),
             "decode_limit_chips_s": round(limit["chips_s"], 1),
+            "decode_limit_runs_chips_s": [round(r["chips_s"], 1) for r in limits],
+            "decode_limit_threaded_chips_s": round(limit_threaded, 1),
             "naive_chips_s": round(naive_rate, 1),
             "xbatcher_chips_s": round(xb_rate, 1),
             "ours_chips_s": round(warm, 1),
             "ours_vs_decode_limit": round(warm / limit["chips_s"], 3),
             "ours_vs_xbatcher": round(warm / xb_rate, 1),
-            "ours_first_epoch_chips_s": round(ray_run["epochs_chips_s"][0], 1),
+            "ours_vs_decode_limit_threaded": round(warm / limit_threaded, 3),
+            "ours_epochs_chips_s": [round(v, 1) for v in epochs],
+            "ours_first_epoch_chips_s": round(epochs[0], 1),
+            "ours_first_epoch_note": "includes starting Ray workers and opening the archive in them",
             "ours_local_chips_s": round(local["epochs_chips_s"][0], 1),
             "decode_limit_detail": {k: round(v, 3) for k, v in limit.items()},
             "ours_group_bytes": ray_run["group_bytes"],
+            "ours_ray_task": "group: one Ray task decodes one mixing group",
+            "ours_ray_unit_tasks_epochs_chips_s": [round(v, 1) for v in ray_unit["epochs_chips_s"]],
             "ours_groups_in_flight": ray_run["groups_in_flight"],
             "mix_units": args.mix_units,
             "build_s": round(build_s, 1),

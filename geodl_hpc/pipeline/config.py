@@ -42,6 +42,9 @@ class PipelineConfig:
     drop_last: bool = False
     backend: Literal["ray", "local"] = "ray"
     num_workers: int = 2
+    # Ray task granularity: "group" (one task decodes a whole mixing group) or "unit" (one task per read unit,
+    # the driver scatters a group's units into its batch).
+    ray_task: Literal["group", "unit"] = "group"
     # Waveform augmentation strengths.
     shift_max: int = 0
     noise_std: float = 0.05
@@ -54,6 +57,8 @@ class PipelineConfig:
                 raise PipelineError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.nodata not in ("skip", "fill"):
             raise PipelineError(f"nodata: {self.nodata!r} is not one of 'skip', 'fill'")
+        if self.ray_task not in ("group", "unit"):
+            raise PipelineError(f"ray_task: {self.ray_task!r} is not one of 'group', 'unit'")
         if self.backend not in ("ray", "local"):
             raise PipelineError(f"backend: {self.backend!r} is not one of 'ray', 'local'")
         unknown = [a for a in self.augment if a not in RASTER_AUGMENTS + WAVEFORM_AUGMENTS]

@@ -18,6 +18,7 @@ from geodl_hpc.sampling import UnitGrid, WaveUnits
 
 # Opened Zarr arrays, per worker process and archive path (Ray reuses worker processes across tasks).
 _OPEN: dict[str, dict[str, Any]] = {}
+_OPEN_ASYNC: dict[str, dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,31 @@ class GroupTask:
     positions: np.ndarray  # (n, 2) int64
 
 
+def split_units(task: GroupTask, units: UnitGrid | WaveUnits) -> list[tuple[GroupTask, np.ndarray]]:
+    """One single-unit task per unit of a group (its samples in group order) and where they sit in the group.
+
+    Decoding units as separate tasks and scattering them back with :func:`assemble` gives exactly the group's
+    :func:`decode_and_cut` output: every per-sample step depends only on the sample, never on its neighbours.
+    """
+    unit_of = units.unit_of(task.positions) if len(task.samples) else np.zeros(0, np.int64)
+    out = []
+    for u in task.units:
+        where = np.flatnonzero(unit_of == u)
+        if len(where):
+            out.append((GroupTask(task.epoch, task.index, (u,), task.samples[where], task.positions[where]), where))
+    return out
+
+
+def assemble(n: int, parts: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> dict[str, np.ndarray]:
+    """A group's batch (writable, owned) from per-unit batches and their positions in the group: one copy."""
+    first = parts[0][0]
+    out = {k: np.empty((n, *v.shape[1:]), dtype=v.dtype) for k, v in first.items()}
+    for part, where in parts:
+        for k, v in part.items():
+            out[k][where] = v
+    return out
+
+
 def open_arrays(path: str) -> dict[str, Any]:
     """The archive's arrays by name, opened read-only once per process."""
     arrays = _OPEN.get(path)
@@ -65,10 +91,40 @@ def open_arrays(path: str) -> dict[str, Any]:
     return arrays
 
 
-def read_raster_unit(arrays: dict[str, Any], name: str, window: tuple[int, int, int, int]) -> np.ndarray:
-    """One layer over one unit: a single chunk-aligned slice, so each chunk in it is decoded once."""
+def _async_arrays(path: str) -> dict[str, Any]:
+    """The archive's arrays as zarr ``AsyncArray`` objects, opened once per process."""
+    arrays = _OPEN_ASYNC.get(path)
+    if arrays is None:
+        import zarr.api.asynchronous as zasync
+        from zarr.core.sync import sync
+
+        async def _open() -> dict[str, Any]:
+            group = await zasync.open_group(path, mode="r")
+            return {name: arr async for name, arr in group.arrays()}
+
+        arrays = sync(_open())
+        _OPEN_ASYNC[path] = arrays
+    return arrays
+
+
+def read_raster_unit(path: str, names: tuple[str, ...], window: tuple[int, int, int, int]) -> list[np.ndarray]:
+    """Each named layer over one unit, one chunk-aligned slice per layer (each chunk in it is decoded once).
+
+    All layers are requested in one zarr async call, so their chunk reads and decompression (zstd releases the
+    GIL) overlap in zarr's threads instead of running one after another.
+    """
+    import asyncio
+
+    from zarr.core.sync import sync
+
+    arrays = _async_arrays(path)
     r0, r1, c0, c1 = window
-    return np.asarray(arrays[name][r0:r1, c0:c1])
+    sel = (slice(r0, r1), slice(c0, c1))
+
+    async def _read() -> list[Any]:
+        return list(await asyncio.gather(*(arrays[name].getitem(sel) for name in names)))
+
+    return [np.asarray(block) for block in sync(_read())]
 
 
 def read_wave_unit(arrays: dict[str, Any], name: str, window: tuple[int, int, int]) -> np.ndarray:
@@ -98,30 +154,38 @@ def decode_and_cut(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
 
 def _raster(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
     assert isinstance(spec.units, UnitGrid)
-    arrays = open_arrays(spec.path)
     k, n, nl = spec.chip, len(task.samples), len(spec.variables)
-    x = np.empty((n, nl, k, k), dtype=np.float32)
+    # With nodata="fill" the mask channel is allocated up front (no concatenate copy of the batch afterwards).
+    out_x = np.empty((n, nl + (spec.nodata == "fill"), k, k), dtype=np.float32)
+    x = out_x[:, :nl]
     y = np.empty((n, k, k), dtype=np.float32) if spec.label else None
     unit_of = spec.units.unit_of(task.positions) if n else np.zeros(0, np.int64)
+    names = spec.variables + ((spec.label,) if spec.label else ())
+    scale = 1.0 / np.asarray(spec.std, np.float32)
+    shift = np.asarray(spec.mean, np.float32) * scale
+    # Normalise and screen each decoded layer block while it is still in cache, then cut its chips: one pass over
+    # the cut chips (the copy) instead of three more over the whole batch afterwards.
+    clean = True
     for u in task.units:
         window = spec.units.window(u)
         r0, _, c0, _ = window
         sel = np.flatnonzero(unit_of == u).tolist()
         rc = [(i, int(task.positions[i, 0]) - r0, int(task.positions[i, 1]) - c0) for i in sel]
-        for li, name in enumerate(spec.variables):  # cut layer by layer: no stacked copy of the unit
-            block = read_raster_unit(arrays, name, window)
+        if not rc:
+            continue
+        blocks = read_raster_unit(spec.path, names, window)
+        for li, block in enumerate(blocks):
+            if li < nl and spec.normalise:
+                if block.dtype != np.float32 or not block.flags.writeable:
+                    block = block.astype(np.float32)  # the same float32 arithmetic as on the cut chips
+                block *= scale[li]
+                block -= shift[li]
+            # A float32 sum overflowing on huge finite values only sends us to the exact per-chip check below.
+            clean = clean and bool(np.isfinite(block.sum()))
+            dst = x[:, li] if li < nl else y
+            assert dst is not None
             for i, r, c in rc:
-                x[i, li] = block[r : r + k, c : c + k]
-        if y is not None and spec.label:
-            lab = read_raster_unit(arrays, spec.label, window)
-            for i, r, c in rc:
-                y[i] = lab[r : r + k, c : c + k]
-    if spec.normalise:
-        scale = 1.0 / np.asarray(spec.std, np.float32)
-        x *= scale[None, :, None, None]
-        x -= (np.asarray(spec.mean, np.float32) * scale)[None, :, None, None]
-    # One reduction tells whether any value is NaN/inf; the per-pixel mask is only built when needed.
-    clean = bool(np.isfinite(x.sum(dtype=np.float64))) and (y is None or bool(np.isfinite(y.sum(dtype=np.float64))))
+                dst[i] = block[r : r + k, c : c + k]
     if spec.nodata == "skip" and not clean:
         valid = np.asarray(np.isfinite(x).all(axis=1))
         valid_y: np.ndarray = np.isfinite(y) if y is not None else np.ones(0, bool)
@@ -136,11 +200,11 @@ def _raster(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
                 "or set nodata='fill'"
             )
     elif spec.nodata == "fill":
-        valid = np.asarray(np.isfinite(x).all(axis=1))
+        out_x[:, nl] = np.isfinite(x).all(axis=1)
         np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        x = np.concatenate([x, valid[:, None].astype(np.float32)], axis=1)
         if y is not None:
             y[~np.isfinite(y)] = 0.0
+    x = out_x
     if "flip" in spec.augment or "rot90" in spec.augment:
         keys = _mix(spec.seed, task.epoch, task.samples)
         for i in range(n):

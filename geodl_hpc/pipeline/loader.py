@@ -14,7 +14,15 @@ import numpy as np
 from geodl_hpc.archive.store import require_complete
 from geodl_hpc.errors import ArchiveError
 from geodl_hpc.pipeline.config import RASTER_AUGMENTS, WAVEFORM_AUGMENTS, PipelineConfig, PipelineError
-from geodl_hpc.pipeline.decode import CutSpec, GroupTask, decode_and_cut, open_arrays, valid_mask
+from geodl_hpc.pipeline.decode import (
+    CutSpec,
+    GroupTask,
+    assemble,
+    decode_and_cut,
+    open_arrays,
+    split_units,
+    valid_mask,
+)
 from geodl_hpc.sampling import Cursor, RankPlan, UnitGrid, WaveUnits, remaining_plan
 
 if TYPE_CHECKING:
@@ -100,7 +108,7 @@ def build_spec(config: PipelineConfig) -> tuple[CutSpec, dict[str, dict[str, Any
 
 
 def _ray_decode(batch: dict[str, np.ndarray], spec: CutSpec) -> Batch:
-    """Ray Data UDF: one row = one pickled GroupTask."""
+    """Ray Data UDF: one row = one pickled single-unit GroupTask."""
     task: GroupTask = pickle.loads(batch["task"][0])
     return decode_and_cut(spec, task)
 
@@ -119,24 +127,52 @@ def ensure_ray(num_cpus: int) -> Any:
 
 
 def rebatch(blocks: Iterable[Batch], batch_size: int, drop_last: bool) -> Iterator[Batch]:
-    """Exactly ``batch_size`` samples per batch from blocks of any size, order kept."""
+    """Exactly ``batch_size`` samples per batch from blocks of any size, order kept.
+
+    Batches inside one block are views of it (no copy); only a batch that spans blocks is concatenated.
+    """
     pending: list[Batch] = []
     have = 0
     for block in blocks:
-        if len(block["index"]) == 0:
+        size = len(block["index"])
+        if size == 0:
             continue
-        pending.append(block)
-        have += len(block["index"])
-        if have < batch_size:
-            continue
-        merged = {k: np.concatenate([b[k] for b in pending]) for k in block} if len(pending) > 1 else block
-        stop = (have // batch_size) * batch_size
-        for s in range(0, stop, batch_size):
-            yield {k: v[s : s + batch_size] for k, v in merged.items()}
-        pending = [{k: v[stop:] for k, v in merged.items()}] if stop < have else []
-        have -= stop
+        start = 0
+        if have:  # complete the pending batch with the head of this block
+            take = min(batch_size - have, size)
+            pending.append({k: v[:take] for k, v in block.items()})
+            have += take
+            start = take
+            if have < batch_size:
+                continue
+            yield {k: np.concatenate([b[k] for b in pending]) for k in block}
+            pending, have = [], 0
+        stop = start + ((size - start) // batch_size) * batch_size
+        for s in range(start, stop, batch_size):
+            yield {k: v[s : s + batch_size] for k, v in block.items()}
+        if stop < size:
+            pending, have = [{k: v[stop:] for k, v in block.items()}], size - stop
     if have and not drop_last:
         yield {k: np.concatenate([b[k] for b in pending]) for k in pending[0]}
+
+
+def _take_rows(blocks: Iterator[Batch]) -> Any:
+    """A function returning the next ``n`` rows of a block stream (one block per unit unless Ray split one)."""
+    buf: list[Batch] = []
+
+    def take(n: int) -> Batch:
+        have = sum(len(b["index"]) for b in buf)
+        while have < n:
+            block = next(blocks)
+            buf.append(block)
+            have += len(block["index"])
+        merged = buf[0] if len(buf) == 1 else {k: np.concatenate([b[k] for b in buf]) for k in buf[0]}
+        buf.clear()
+        if have > n:
+            buf.append({k: v[n:] for k, v in merged.items()})
+        return {k: v[:n] for k, v in merged.items()}
+
+    return take
 
 
 class ChipPipeline:
@@ -209,18 +245,33 @@ class ChipPipeline:
             return (decode_and_cut(self.spec, t) for t in tasks)
         return self._ray_blocks(tasks)
 
+    def unit_bytes(self) -> int:
+        """Decoded bytes of one read unit (a Ray task): a group's bytes over ``mix_units``."""
+        return max(1, self.group_bytes() // self.config.mix_units)
+
     def _ray_blocks(self, tasks: list[GroupTask]) -> Iterator[Batch]:
+        """Ray Data decodes one unit per task (finer than a group: both workers share every group and the first
+        batch waits for one unit, not a whole group); the driver scatters each group's units into one owned,
+        writable batch (the one copy the driver makes; torch then takes it without another)."""
         ensure_ray(max(self.config.num_workers, 1))
         import ray.data
 
-        in_flight = max(1, min(self.config.num_workers, self.groups_in_flight()))
-        items = [{"task": pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL)} for t in tasks]
+        if self.config.ray_task == "unit":
+            split = [split_units(t, self.spec.units) for t in tasks]
+            task_bytes = self.unit_bytes()
+        else:
+            split = [[(t, np.arange(len(t.samples)))] for t in tasks]
+            task_bytes = self.group_bytes()
+        unit_tasks = [u for parts in split for u, _ in parts]
+        budget_units = max(1, int(self.config.memory_budget_mb * 2**20) // task_bytes)
+        in_flight = max(1, min(self.config.num_workers, budget_units))
+        items = [{"task": pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL)} for t in unit_tasks]
         source = ray.data.from_items(items, override_num_blocks=len(items))
         ctx = source.context
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
-            object_store_memory=self.groups_in_flight() * self.group_bytes()
+            object_store_memory=budget_units * task_bytes
         )
         ds = source.map_batches(
             _ray_decode,  # type: ignore[arg-type]
@@ -230,10 +281,14 @@ class ChipPipeline:
             compute=ray.data.TaskPoolStrategy(size=in_flight),
             num_cpus=1,
         )
-        prefetch = max(
-            1, math.ceil(self.config.prefetch_batches * self.config.batch_size / max(1, len(tasks[0].samples)))
-        )
-        yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=prefetch)
+        # Prefetch a group's units plus the batches asked for, within the decoded-bytes budget.
+        per_unit = max(1, len(unit_tasks[0].samples)) if unit_tasks else 1
+        want = len(split[0]) + math.ceil(self.config.prefetch_batches * self.config.batch_size / per_unit)
+        prefetch = max(1, min(budget_units, want))
+        stream = _take_rows(iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=prefetch)))
+        for task, parts in zip(tasks, split, strict=True):
+            got = [(stream(len(u.samples)), where) for u, where in parts]
+            yield assemble(len(task.samples), got)
 
     def iter_numpy(self, epoch: int, rank: int = 0, n_ranks: int = 1, cursor: Cursor | None = None) -> Iterator[Batch]:
         """Numpy batches of exactly ``batch_size`` (the last may be short unless ``drop_last``)."""

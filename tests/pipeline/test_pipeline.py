@@ -76,9 +76,9 @@ def test_every_chunk_decoded_once_per_epoch(
     reads: list[tuple[str, tuple[int, int, int, int]]] = []
     real = decode_mod.read_raster_unit
 
-    def counting(arrays: dict[str, Any], name: str, window: tuple[int, int, int, int]) -> np.ndarray:
-        reads.append((name, window))
-        return real(arrays, name, window)
+    def counting(path: str, names: tuple[str, ...], window: tuple[int, int, int, int]) -> list[np.ndarray]:
+        reads.extend((name, window) for name in names)
+        return real(path, names, window)
 
     monkeypatch.setattr(decode_mod, "read_raster_unit", counting)
     pipe = ChipPipeline(_config(murchison, unit_chunks=2, mix_units=3), samples)
@@ -157,12 +157,14 @@ def test_augmentation_is_deterministic_and_dihedral(murchison: Path, samples: np
 
 def test_ray_backend_equals_local(murchison: Path, samples: np.ndarray, ray_session: Any) -> None:
     local = _config(murchison, augment=("flip", "rot90"), nodata="fill")
-    for rank in (0, 1):
+    for rank, ray_task in ((0, "group"), (1, "unit")):
         want = list(ChipPipeline(local, samples).iter_epoch(2, rank, 2))
-        got = list(ChipPipeline(replace(local, backend="ray", memory_budget_mb=1.0), samples).iter_epoch(2, rank, 2))
+        ray_cfg = replace(local, backend="ray", memory_budget_mb=1.0, ray_task=ray_task)
+        got = list(ChipPipeline(ray_cfg, samples).iter_epoch(2, rank, 2))
         assert len(want) == len(got)
         for a, b in zip(want, got, strict=True):
             assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+            assert all(v.numpy().flags.writeable for v in b.values())
 
 
 def test_waveform_windows_around_picks(rjob_archive: Path, ray_session: Any) -> None:
