@@ -51,6 +51,12 @@ JOBS: dict[str, JobEntry] = {
             "train a model on chips of a raster archive (any backend; resumes from the newest checkpoint)",
         ),
         JobEntry(
+            "evaluate_baselines",
+            "jobs.evaluate_baselines",
+            "geodl_hpc.evaluation.config:EvaluationConfig",
+            "spatial block CV of logistic and gradient-boosting baselines: metrics.json, report.md, PNGs",
+        ),
+        JobEntry(
             "resume_check",
             "jobs.resume_check",
             "jobs.resume_check:ResumeCheckConfig",
