@@ -231,6 +231,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_job(args: argparse.Namespace) -> int:
+    """A job verb (`geodl infer`, `geodl evaluate`): `geodl run` with the job fixed by the verb."""
+    from jobs import registry
+
+    if args.cluster is not None:
+        (result,) = _submit_and_report(_launch_plan(args.job, args), wait=True)
+    else:
+        _, config = registry.load(args.config, args.overrides, args.job)
+        result = registry.run(config)
+    _print_result(args.job, result, True)
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from geodl_hpc.launch.runs import format_status, run_states
 
@@ -416,6 +429,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--np", type=int, default=1, metavar="N", help="number of local ranks (default 1)")
     train.add_argument("--cluster", metavar="PROFILE", help="submit to configs/clusters/PROFILE.yaml and wait")
     train.set_defaults(handler=_cmd_train)
+
+    job_verbs = {
+        "infer": (
+            "infer",
+            "tiled, seam-free, resumable inference over a raster stack -> map.zarr, map.tif (COG), map.png",
+            "Run a trained model (train checkpoint) over every pixel of a raster stack in tiles with a halo; tiles\n"
+            "are stitched by centre crops (exact) or cosine blending, written chunk-aligned to a Zarr map on the\n"
+            "input grid, recorded in a ledger (a killed run resumes with only the missing regions; a finished one\n"
+            "is a no-op) and exported to a COG and a PNG. rank=/n_ranks= split the regions between processes.",
+            [
+                "geodl infer configs/infer_murchison.yaml",
+                "geodl infer CONFIG rank=0 n_ranks=2 & geodl infer CONFIG rank=1 n_ranks=2",
+            ],
+        ),
+        "evaluate": (
+            "evaluate_baselines",
+            "spatial block CV of the logistic and gradient-boosting baselines -> metrics.json, report.md, PNGs",
+            "Out-of-fold prospectivity maps of the classic baselines on the same spatial blocks and layers the CNN\n"
+            "uses: ROC AUC, AUC within greenstone, success-rate curve and capture in the top 2/5/10 % of the area.",
+            ["geodl evaluate configs/evaluate_baselines_murchison.yaml", "geodl evaluate CONFIG seed=1 buffer=1"],
+        ),
+    }
+    for verb, (job, summary, text, examples) in job_verbs.items():
+        sub = verbs.add_parser(
+            verb,
+            help=summary,
+            description=text + "\n\nexamples:\n" + "\n".join(f"  {e}" for e in examples),
+            formatter_class=fmt,
+        )
+        sub.add_argument("config", type=Path, metavar="CONFIG.yaml")
+        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+        sub.add_argument("--cluster", metavar="PROFILE", help="submit to configs/clusters/PROFILE.yaml and wait")
+        sub.set_defaults(handler=_cmd_job, job=job)
 
     status = verbs.add_parser(
         "status",

@@ -51,6 +51,12 @@ JOBS: dict[str, JobEntry] = {
             "train a model on chips of a raster archive (any backend; resumes from the newest checkpoint)",
         ),
         JobEntry(
+            "infer",
+            "jobs.infer",
+            "geodl_hpc.inference.config:InferJobConfig",
+            "tiled, seam-free, resumable inference of a model over a raster stack: map.zarr, map.tif, map.png",
+        ),
+        JobEntry(
             "evaluate_baselines",
             "jobs.evaluate_baselines",
             "geodl_hpc.evaluation.config:EvaluationConfig",

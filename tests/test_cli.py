@@ -32,6 +32,11 @@ def _one_line_error(result: object) -> str:
         ["ingest", "murchison"],
         ["inspect"],
         ["run"],
+        ["train"],
+        ["infer"],
+        ["evaluate"],
+        ["submit"],
+        ["status"],
     ],
 )
 def test_every_help_text_has_examples(verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,3 +197,19 @@ def test_resubmitting_into_a_live_run_folder_is_refused(geodl: RunGeodl, tmp_pat
 
 def test_status_of_a_folder_that_is_no_run(geodl: RunGeodl, tmp_path: Path) -> None:
     assert "nothing: not a run folder (no run.json)" in _one_line_error(geodl("status", "nothing"))
+
+
+def test_infer_verb_maps_an_archive_and_is_a_no_op_when_rerun(geodl: RunGeodl, tmp_path: Path) -> None:
+    assert geodl("ingest", "murchison", "m.zarr", "--res", "4000", "--chunk", "32", "--no-progress").returncode == 0
+    config = tmp_path / "infer.yaml"
+    config.write_text(
+        "job: infer\narchive: m.zarr\noutput: out/map.zarr\nmodel: {width: 4, depth: 2}\ntile: 40\nprogress: false\n"
+    )
+    first = geodl("infer", config)
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert result["complete"] is True and (tmp_path / "out" / "map.tif").exists()
+    info = json.loads(geodl("inspect", "out/map.zarr", "--json").stdout)
+    assert info["kind"] == "raster" and info["complete"] and info["crs_epsg"] == 32750
+    again = json.loads(geodl("infer", config).stdout)
+    assert again["status"] == "noop" and again["regions_computed"] == 0 and again["regions_skipped"] >= 1
