@@ -1,19 +1,24 @@
 """Benchmark: training steps/s of the demo model fed by the pipeline vs fed the same batches held in memory.
 
     python benchmarks/training.py [--resolution M] [--chip K] [--batch B] [--samples N] [--backend ray|local]
-                                  [--width W] [--threads T] [--json]
+                                  [--workers W] [--prefetch P] [--epochs E] [--width W] [--threads T] [--json]
 
 Builds the real Murchison stack (GSWA data rasterised at ``--resolution`` metres), draws ``--samples`` random chips
-and, in one run: warms up with epoch 0 (Ray start-up, first reads), times epoch 1 with each step pulling its batch
-from ``ChipPipeline.iter_epoch`` (the pipeline keeps prefetching while the model trains), then times the same
-epoch-1 batches again from a list in memory. ``ratio = pipeline_steps_s / in_memory_steps_s``; 1.0 means the
-pipeline hides entirely behind compute (goal >= 0.9).
+and, in one run: warms up with epoch 0 (Ray start-up, first reads), then for each of ``--epochs`` epochs times the
+epoch with each step pulling its batch from ``ChipPipeline.iter_epoch`` (the pipeline keeps prefetching while the
+model trains) and times the same batches again from a list in memory.
+``ratio = pipeline_steps_s / in_memory_steps_s``; 1.0 means the pipeline hides entirely behind compute (goal >= 0.9).
+
+Where the time goes (seconds over the timed epochs): ``data_wait_s`` (the model waited for the next batch) vs
+``compute_s`` in the pipeline-fed epochs, ``in_memory_s``, ``pipeline_alone_s`` (the pipeline producing the same
+epochs with nothing training beside it) and ``load_avg_1m`` (other work on the machine skews every number).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,12 +27,19 @@ from typing import Any
 import numpy as np
 
 
-def _steps_per_s(batches: Any, model: Any, optimizer: Any, loss_fn: Any) -> tuple[float, int]:
+def _steps_per_s(batches: Any, model: Any, optimizer: Any, loss_fn: Any) -> tuple[float, int, float]:
+    """Steps/s over ``batches``, the step count, and the seconds spent waiting for the next batch."""
     import torch
 
-    n = 0
+    n, wait = 0, 0.0
     start = time.perf_counter()
-    for batch in batches:
+    it = iter(batches)
+    while True:
+        t0 = time.perf_counter()
+        batch = next(it, None)
+        wait += time.perf_counter() - t0
+        if batch is None:
+            break
         target = (batch["y"] > 0).float()
         loss = loss_fn(model(batch["x"]), target)
         optimizer.zero_grad()
@@ -35,7 +47,7 @@ def _steps_per_s(batches: Any, model: Any, optimizer: Any, loss_fn: Any) -> tupl
         optimizer.step()
         n += 1
     torch.cpu.synchronize()
-    return n / (time.perf_counter() - start), n
+    return n / (time.perf_counter() - start), n, wait
 
 
 def main() -> None:
@@ -47,6 +59,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1024)
     parser.add_argument("--backend", choices=("ray", "local"), default="ray")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--prefetch", type=int, default=2, help="PipelineConfig.prefetch_batches (Ray backend)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
@@ -65,7 +79,7 @@ def main() -> None:
         archive = build_murchison(Path(tmp) / "m.zarr", resolution=args.resolution, chunk=args.chunk, progress=False)
         config = PipelineConfig(
             archive, chip=args.chip, label="deposits", batch_size=args.batch, backend=args.backend,
-            num_workers=args.workers, mix_units=2, drop_last=True,
+            num_workers=args.workers, prefetch_batches=args.prefetch, mix_units=2, drop_last=True,
         )  # fmt: skip
         probe = ChipPipeline(config, np.zeros((0, 2), np.int64))
         samples = random_chips(probe.units, args.chip, args.samples, np.random.default_rng(0))  # type: ignore[arg-type]
@@ -74,10 +88,21 @@ def main() -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(20.0))
 
+        t0 = time.perf_counter()
         _steps_per_s(pipe.iter_epoch(0), model, optimizer, loss_fn)  # warm-up: Ray start, first reads
-        pipeline_rate, n_steps = _steps_per_s(pipe.iter_epoch(1), model, optimizer, loss_fn)
-        held = list(pipe.iter_epoch(1))
-        memory_rate, _ = _steps_per_s(held, model, optimizer, loss_fn)
+        warmup_s = time.perf_counter() - t0
+        # Timed epochs alternate pipeline-fed and in-memory runs of the same batches, so that load from other
+        # work on the machine drifts into both sides alike.
+        n_steps, pipe_s, wait_s, memory_s, produce_s = 0, 0.0, 0.0, 0.0, 0.0
+        for epoch in range(1, args.epochs + 1):
+            rate, n, wait = _steps_per_s(pipe.iter_epoch(epoch), model, optimizer, loss_fn)
+            n_steps, pipe_s, wait_s = n_steps + n, pipe_s + n / rate, wait_s + wait
+            t0 = time.perf_counter()
+            held = list(pipe.iter_epoch(epoch))
+            produce_s += time.perf_counter() - t0  # the pipeline alone, nothing training beside it
+            rate, n, _ = _steps_per_s(held, model, optimizer, loss_fn)
+            memory_s += n / rate
+        pipeline_rate, memory_rate = n_steps / pipe_s, n_steps / memory_s
         if args.backend == "ray":
             import ray
 
@@ -87,6 +112,18 @@ def main() -> None:
         "in_memory_steps_s": round(memory_rate, 2),
         "ratio": round(pipeline_rate / memory_rate, 3),
         "steps": n_steps,
+        # where the pipeline-fed epoch's time went: waiting for batches vs the rest (the model's steps)
+        "epochs": args.epochs,
+        "pipeline_s": round(pipe_s, 3),
+        "data_wait_s": round(wait_s, 3),
+        "compute_s": round(pipe_s - wait_s, 3),
+        "in_memory_s": round(memory_s, 3),
+        "pipeline_alone_s": round(produce_s, 3),
+        "warmup_epoch_s": round(warmup_s, 3),
+        "workers": args.workers,
+        "prefetch_batches": args.prefetch,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
         "batch_size": args.batch,
         "chip": args.chip,
         "backend": args.backend,

@@ -1,19 +1,24 @@
 """Job: train a model on chips of a raster archive with the training engine (any backend, exact resume).
 
-``main(config)`` runs on every rank (one process, ``horovodrun -np N`` or ``torchrun``); each rank reads its
-equal shard of the pipeline. Run it again on the same output folder to resume from the newest checkpoint.
+``main(config)`` runs on every rank (one process, ``horovodrun -np N``, ``torchrun``, or the tasks of a Slurm job,
+whose ranks meet through ``geodl_hpc.launch.allocation``); each rank reads its equal shard of the pipeline. Run it
+again on the same output folder to resume from the newest checkpoint. A preempted run (USR2/TERM, or Slurm's
+walltime signal) checkpoints and returns ``status == "preempted"``; on a cluster the launcher requeues it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geodl_hpc.collective import make_collective
 from geodl_hpc.config import dump_config
+from geodl_hpc.launch.allocation import allocation_collective
 from geodl_hpc.training.config import TrainConfig, TrainJobConfig
+
+if TYPE_CHECKING:
+    from geodl_hpc.collective import Collective
 
 
 def build_pipeline(archive: Path, train: TrainConfig) -> Any:
@@ -49,11 +54,17 @@ def build_pipeline(archive: Path, train: TrainConfig) -> Any:
 
 def main(config: TrainJobConfig) -> dict[str, Any]:
     """Train (or resume) into ``config.output``; returns the loop's result on this rank."""
+    train_cfg = config.train
+    output = Path(config.output)
+    with allocation_collective(train_cfg.backend, train_cfg.device, output) as collective:
+        return _train(config, collective)
+
+
+def _train(config: TrainJobConfig, collective: Collective) -> dict[str, Any]:
     from geodl_hpc.models import build_model
     from geodl_hpc.training.loop import seed_everything, train
 
     train_cfg = config.train
-    collective = make_collective(train_cfg.backend, train_cfg.device)
     output = Path(config.output)
     if collective.rank == 0:
         output.mkdir(parents=True, exist_ok=True)

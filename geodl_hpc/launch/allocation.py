@@ -4,6 +4,8 @@ Every task of the job (one per GPU, or one per worker on CPU nodes) calls the sa
 node runs ``ray start --block`` (the head on the first node, workers on the rest); every task then connects as a
 driver. Rank 0 runs Horovod's HTTP rendezvous server and every task joins the gloo ring through Horovod's own
 environment (``HOROVOD_GLOO_RENDEZVOUS_ADDR/PORT``, ``HOROVOD_RANK`` ...), as ``horovodrun --gloo`` would set it.
+:func:`allocation_collective` gives a job its data-parallel :class:`~geodl_hpc.collective.Collective` over all the
+tasks (the Horovod ring, or torch.distributed with ``MASTER_ADDR/PORT``, ``RANK``, ``WORLD_SIZE`` from Slurm).
 
 Jobs sharing a node never collide: ports come from a 100-port block chosen by ``SLURM_JOB_ID`` (ids 220 apart
 share a block; set ``GEODL_PORT_BASE`` to move it) and Ray's temp dir is ``/tmp/geodl-ray-<job id>``. Teardown
@@ -26,9 +28,12 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from geodl_hpc.errors import GeodlError, MissingDependencyError
+from geodl_hpc.errors import ConfigError, GeodlError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from geodl_hpc.collective import Backend, Collective
 
 PORT_BLOCK = 100
 PORT_FIRST = 10_000
@@ -46,7 +51,7 @@ class Ports:
     ray_gcs: int
     node_manager: int
     object_manager: int
-    spare: int
+    torch_master: int  # torch.distributed's MASTER_PORT on the first node
     dashboard_agent_listen: int
     dashboard_agent_grpc: int
     runtime_env_agent: int
@@ -66,7 +71,7 @@ def ports_for(job_id: str, base: int | None = None) -> Ports:
         ray_gcs=base,
         node_manager=base + 1,
         object_manager=base + 2,
-        spare=base + 3,
+        torch_master=base + 3,
         dashboard_agent_listen=base + 4,
         dashboard_agent_grpc=base + 5,
         runtime_env_agent=base + 6,
@@ -419,3 +424,48 @@ def horovod_ring(alloc: Allocation, shared: Path, start_timeout_s: float = 120) 
                 if server is not None:
                     server.shutdown()
                     server.server_close()
+
+
+def torch_dist_env(alloc: Allocation, master_ip: str) -> dict[str, str]:
+    """torch.distributed's ``env://`` rendezvous for this task, as ``torchrun`` would set it (pure)."""
+    return {
+        "MASTER_ADDR": master_ip,
+        "MASTER_PORT": str(alloc.ports.torch_master),
+        "RANK": str(alloc.rank),
+        "WORLD_SIZE": str(alloc.size),
+        "LOCAL_RANK": str(alloc.local_rank),
+        "LOCAL_WORLD_SIZE": str(alloc.local_size),
+    }
+
+
+@contextlib.contextmanager
+def allocation_collective(backend: Backend, device: str, shared: Path) -> Iterator[Collective]:
+    """The job's collective over every task of the allocation; released on exit.
+
+    In a multi-task Slurm job (``SLURM_NTASKS`` > 1) that no launcher set up already (``horovodrun`` sets
+    ``HOROVOD_RANK``, ``torchrun`` sets ``RANK``): ``horovod`` joins :func:`horovod_ring` (barrier files in
+    ``shared``), ``torch`` gets its rendezvous from :func:`torch_dist_env`, and ``none`` is an error (every task
+    would train alone). Anywhere else this is ``make_collective(backend, device)``.
+    """
+    from geodl_hpc.collective import make_collective
+
+    alloc = Allocation.from_env()
+    launched = "HOROVOD_RANK" in os.environ if backend == "horovod" else "RANK" in os.environ
+    if alloc.size <= 1 or launched:
+        yield make_collective(backend, device)
+        return
+    if backend == "none":
+        raise ConfigError(
+            f"backend='none' in a {alloc.size}-task allocation: every task would train alone; "
+            "set train.backend=horovod or torch, or cluster.ntasks_per_node=1"
+        )
+    if backend == "horovod":
+        with horovod_ring(alloc, shared):
+            yield make_collective("horovod", device)
+        return
+    os.environ.update(torch_dist_env(alloc, host_ip(alloc.head_host)))
+    coll = make_collective(backend, device)
+    try:
+        yield coll
+    finally:
+        coll.shutdown()

@@ -30,7 +30,9 @@ class JobRunner:
     """The picklable callable submitit runs: rebuilds the config and calls the job from ``jobs.registry``.
 
     ``checkpoint`` makes it checkpointable for submitit: on USR2 it runs the job's preemption hooks and asks
-    submitit to requeue the same runner, whose job then resumes from what the hooks saved.
+    submitit to requeue the same runner, whose job then resumes from what the hooks saved. A job that handles
+    the signal itself (training) returns ``status == "preempted"`` instead; the runner then goes through the same
+    submitit handler (one requeue, from rank 0; see ``preemption.requeue_if_preempted``).
     """
 
     def __init__(self, job: str, config: dict[str, Any]) -> None:
@@ -38,9 +40,13 @@ class JobRunner:
         self.config = config
 
     def __call__(self) -> dict[str, Any]:
+        from geodl_hpc.launch.preemption import requeue_if_preempted, submitit_requeue_handler
         from jobs import registry
 
-        return registry.run(registry.config_from_dict(self.job, self.config))
+        handler = submitit_requeue_handler()  # before the job installs its own USR2/TERM handler
+        result = registry.run(registry.config_from_dict(self.job, self.config))
+        requeue_if_preempted(result, handler)  # a job that caught the signal itself reports "preempted"
+        return result
 
     def checkpoint(self) -> Any:
         import submitit

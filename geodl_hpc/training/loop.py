@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from geodl_hpc.pipeline import ChipPipeline
 
 KILL_ENV = "GEODL_TRAIN_KILL_AT"  # tests only: "N" = SIGKILL after step N, "N:mid" = during step N
+# tests only: sleep this many seconds in every step, so that a batch job runs long enough to be signalled
+# (it travels to Slurm jobs in the submitter's environment; it changes no number the run computes)
+STEP_SLEEP_ENV = "GEODL_TRAIN_STEP_SLEEP"
 
 
 def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
@@ -287,6 +290,7 @@ def train(
     started, samples_seen = time.perf_counter(), 0
 
     # ---- train ----------------------------------------------------------------------------------------------
+    step_sleep = float(os.environ.get(STEP_SLEEP_ENV) or 0)
     with PreemptionFlag() as flag:
         while epoch < config.epochs:
             model.train()
@@ -300,6 +304,8 @@ def train(
                 optimizer.zero_grad()  # sets grads to None (Horovod takes no argument)
                 scaler.scale(loss).backward()
                 _maybe_kill(step + 1, "mid")
+                if step_sleep > 0:
+                    time.sleep(step_sleep)
                 coll.optimizer_step(optimizer, scaler if scaler.is_enabled() else None)
                 scheduler.step()
                 step += 1
@@ -347,7 +353,7 @@ def train(
     bar.close()
     if flag_step >= 0:
         status = "preempted"
-        log.info(f"preemption requested (signal on some rank): checkpoint at step {step}, exiting for requeue")
+        log.info(f"preemption requested (signal on some rank): checkpoint at step {step}, returning for requeue")
     if last_saved != step:
         save()
     coll.barrier()

@@ -2,7 +2,9 @@
 
 The handler does nothing but set a flag (safe at any instruction). The loop allreduces the flag with its step
 metrics, so when any rank was signalled every rank sees it after the same step, all stop together, rank 0 writes
-the checkpoint, and the job exits with status ``preempted`` for the scheduler to requeue.
+the checkpoint, and the job returns status ``preempted``. Training never talks to the scheduler: on a cluster the
+launcher (``geodl_hpc.launch.preemption.requeue_if_preempted``) requeues a job that returns that status, and the
+requeued run resumes from the checkpoint; elsewhere, run it again on the same output.
 """
 
 from __future__ import annotations
