@@ -63,6 +63,12 @@ JOBS: dict[str, JobEntry] = {
             "spatial block CV of logistic and gradient-boosting baselines: metrics.json, report.md, PNGs",
         ),
         JobEntry(
+            "prospectivity",
+            "jobs.prospectivity",
+            "geodl_hpc.evaluation.prospectivity_config:ProspectivityConfig",
+            "the main job: ingest, block-CV CNN training and inference, baselines, map.zarr/tif, PNGs, report",
+        ),
+        JobEntry(
             "resume_check",
             "jobs.resume_check",
             "jobs.resume_check:ResumeCheckConfig",
