@@ -10,9 +10,11 @@ setup:
 	tools/build_horovod.sh $(VENV)
 
 demo: setup
-	$(BIN)/geodl run configs/demo.yaml
-	$(BIN)/geodl inspect runs/demo/murchison.zarr --json --plot runs/demo/murchison_layers.png > runs/demo/inspect.json
-	@echo "demo: runs/demo/inspect.json (geodl inspect --json) and runs/demo/murchison_layers.png (the layers)"
+	$(BIN)/geodl run configs/prospectivity_murchison.yaml > /dev/null
+	$(BIN)/geodl inspect runs/prospectivity-murchison/map.zarr
+	@echo
+	@sed -n '/^| model/,/^$$/p' runs/prospectivity-murchison/report.md
+	@echo "demo: the run folder is runs/prospectivity-murchison (report.md, metrics.json, map.tif, PNGs)"
 
 lint: setup
 	$(BIN)/ruff check .
