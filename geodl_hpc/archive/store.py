@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from geodl_hpc import __version__
 from geodl_hpc.errors import ArchiveError, ConfigError, InputDataError
+from geodl_hpc.osutil import pid_alive
 
 Kind = Literal["raster", "waveforms", "catalog"]
 KIND_ATTR = "geodl_kind"
@@ -111,22 +112,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_partials(out: Path) -> list[Path]:
     """Remove leftovers of earlier interrupted writes of ``out`` whose process is gone."""
     removed = []
     for candidate in out.parent.glob(f".{out.name}.partial-*"):
         pid_text = candidate.name.rsplit("-", 1)[-1]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
             _remove(candidate)
             removed.append(candidate)
     return removed

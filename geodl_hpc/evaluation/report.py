@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from geodl_hpc.osutil import atomic_write_text
 
 CONTRACT_KEYS = ("auc_blockcv", "auc_within_greenstone", "capture_top2pct", "capture_top5pct", "capture_top10pct")
 DATA_NAME = "GSWA Murchison gold prospectivity data"
@@ -27,10 +28,7 @@ SHORT_ATTRIBUTION = "Watkins and Hickman 1990, Geological Survey of Western Aust
 
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` via a temporary sibling and a rename, so a reader never sees a partial file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(Path(path), text)
     return path
 
 

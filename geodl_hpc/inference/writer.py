@@ -22,8 +22,9 @@ import numpy as np
 
 from geodl_hpc.archive.grid import GridSpec
 from geodl_hpc.archive.stack import Layer, RunningStats, _create_store, _write_planes
-from geodl_hpc.archive.store import COMPLETE_ATTR, PROVENANCE_ATTR, CodecSpec, _pid_alive
+from geodl_hpc.archive.store import COMPLETE_ATTR, PROVENANCE_ATTR, CodecSpec
 from geodl_hpc.errors import ArchiveError
+from geodl_hpc.osutil import atomic_write_text, pid_alive
 
 SETTINGS_ATTR = "geodl_inference"
 RUN_ID_ATTR = "geodl_inference_id"
@@ -72,13 +73,7 @@ class Ledger:
     def record(self, index: int, entry: dict[str, Any]) -> None:
         """Write region ``index``'s entry atomically (temp file, fsync, rename)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.path(index)
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as fh:
-            json.dump(entry, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        atomic_write_text(self.path(index), json.dumps(entry))
 
     def read(self, index: int) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.path(index).read_text())
@@ -176,7 +171,7 @@ def _finalise_lock(out: Path) -> Iterator[bool]:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             text = lock.read_text().strip() if lock.exists() else ""
-            if text.isdigit() and _pid_alive(int(text)) and int(text) != os.getpid():
+            if text.isdigit() and pid_alive(int(text)) and int(text) != os.getpid():
                 yield False
                 return
             lock.unlink(missing_ok=True)

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from geodl_hpc.osutil import atomic_write_text, pid_alive
+
 
 class PreemptionHook(Protocol):
     """Saves everything the job needs to resume; called once, in the main thread, before the job is requeued."""
@@ -69,10 +71,7 @@ def restart_count() -> int:
 
 def save_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that a reader (or a requeued job) never sees a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic_write_text(Path(path), json.dumps(data))
 
 
 def submitit_requeue_handler() -> RequeueHandler | None:
@@ -140,7 +139,7 @@ def wait_for_other_ranks(timeout_s: float = 60.0) -> bool:
                 if mark["restart"] != restart:
                     continue  # the marker of a run before the last requeue
                 if mark["host"] == host:
-                    if not _alive(int(mark["pid"])):
+                    if not pid_alive(int(mark["pid"])):
                         pending.discard(rank)
                     continue
                 result = JobPaths(folder, job_id=env.job_id, task_id=rank).result_pickle
@@ -151,15 +150,3 @@ def wait_for_other_ranks(timeout_s: float = 60.0) -> bool:
     if pending:
         print(f"[launch] ranks {sorted(pending)} still running after {timeout_s:.0f} s; requeueing", file=sys.stderr)
     return not pending
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):  # a zombie has exited already
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import subprocess
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from geodl_hpc.launch.sbatch import LaunchError
+from geodl_hpc.osutil import atomic_write_text, pid_alive
 
 STATUS_FILE = "run.json"
 # Slurm states by what they mean for a task; anything unlisted counts as failed.
@@ -151,24 +151,7 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 def write_status(run_dir: Path, data: dict[str, Any]) -> None:
     """Write ``run.json`` atomically."""
-    path = Path(run_dir) / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    atomic_write_text(Path(run_dir) / STATUS_FILE, json.dumps(data, indent=2) + "\n")
 
 
 def local_states(run_dir: Path, status: dict[str, Any]) -> dict[str, TaskState]:
@@ -177,7 +160,7 @@ def local_states(run_dir: Path, status: dict[str, Any]) -> dict[str, TaskState]:
     states = {}
     for job_id in status["job_ids"]:
         result = logs / f"{job_id}_0_result.pkl"
-        if _pid_alive(int(job_id)):
+        if pid_alive(int(job_id)):
             states[job_id] = TaskState(job_id, "running", "RUNNING")
         elif result.exists():
             ok = _result_ok(result)
