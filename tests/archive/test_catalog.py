@@ -3,7 +3,6 @@ one-line errors naming the file, column or row for every bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,27 +13,18 @@ import pytest
 from geodl_hpc.archive.catalog import COLUMNS, ingest_catalog, open_catalog, read_catalog_table
 from geodl_hpc.archive.store import PARQUET_META_KEY, archive_kind
 from geodl_hpc.errors import ArchiveError, ConfigError, InputDataError
-
-
-def _package_file(package: str, *parts: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        pytest.fail(f"test data package {package} is not installed")
-    path = Path(spec.origin).parent.joinpath(*parts)
-    if not path.exists():
-        pytest.fail(f"{path}: expected test data file is missing from {package}")
-    return path
+from tests.conftest import package_file
 
 
 @pytest.fixture(scope="module")
 def sed_csv() -> Path:
     """Real Swiss Seismological Service catalog shipped with seismostats; depth in metres."""
-    return _package_file("seismostats", "analysis", "tests", "data", "catalog_sed.csv")
+    return package_file("seismostats", "analysis", "tests", "data", "catalog_sed.csv")
 
 
 @pytest.fixture(scope="module")
 def neries_xml() -> Path:
-    return _package_file("obspy", "io", "quakeml", "tests", "data", "neries_events.xml")
+    return package_file("obspy", "io", "quakeml", "tests", "data", "neries_events.xml")
 
 
 def test_csep_ascii_matches_pycsep_reader(comcat_csv: Path) -> None:
@@ -76,7 +66,7 @@ def test_quakeml_and_nordic_through_obspy(neries_xml: Path) -> None:
     assert (first["latitude"], first["longitude"], first["depth_km"], first["magnitude"]) == (38.017, 37.736, 7.0, 3.0)
     assert first["magnitude_type"] == "ML"
 
-    nordic = read_catalog_table(_package_file("obspy", "io", "nordic", "tests", "data", "select.out"))
+    nordic = read_catalog_table(package_file("obspy", "io", "nordic", "tests", "data", "select.out"))
     assert nordic.attrs["format"] == "obspy" and len(nordic) == 50
     assert nordic["time"].is_monotonic_increasing
     assert nordic["latitude"].between(-44, -43).all() and (nordic["magnitude_type"] == "ML").all()
@@ -105,7 +95,7 @@ def test_generic_csv_aliases_and_missing_depth(tmp_path: Path) -> None:
     assert list(table["depth_km"]) == [1.5, 0.5]  # *_m column: metres even below the auto threshold
     assert list(table["longitude"]) == [20.0, -10.0]  # 350 E wrapped to -10
     gk = read_catalog_table(
-        _package_file("seismostats", "analysis", "declustering", "tests", "data", "gardner_knopoff_test_catalogue.csv")
+        package_file("seismostats", "analysis", "declustering", "tests", "data", "gardner_knopoff_test_catalogue.csv")
     )
     assert len(gk) == 11 and gk["depth_km"].isna().all()
 
@@ -177,7 +167,7 @@ def test_bad_csv_catalogs(name: str, comcat_csv: Path, tmp_path: Path) -> None:
 def test_missing_unsupported_and_bad_options(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match=r"nope\.csv: no such file"):
         ingest_catalog(tmp_path / "c.parquet", tmp_path / "nope.csv")
-    image = _package_file("obspy", "io", "nordic", "tests", "data", "plot_ellipse.png")
+    image = package_file("obspy", "io", "nordic", "tests", "data", "plot_ellipse.png")
     with pytest.raises(InputDataError, match=r"plot_ellipse\.png: not a catalog format"):
         ingest_catalog(tmp_path / "c.parquet", image)
     source = tmp_path / "ok.csv"
