@@ -153,10 +153,12 @@ class TilePlan:
         return Window(r * side, min((r + 1) * side, self.height), c * side, min((c + 1) * side, self.width))
 
     def regions(self, rank: int = 0, n_ranks: int = 1) -> list[int]:
-        """The region indices work item ``rank`` of ``n_ranks`` owns (round robin, so ranks get similar loads)."""
+        """The region indices work item ``rank`` of ``n_ranks`` owns: a contiguous row-major block (sizes differ by
+        at most one), so each rank's regions are mostly neighbours and their halos reuse decoded input chunks."""
         if n_ranks < 1 or not 0 <= rank < n_ranks:
             raise ConfigError(f"rank/n_ranks: need 0 <= rank < n_ranks, got rank={rank}, n_ranks={n_ranks}")
-        return list(range(rank, self.n_regions, n_ranks))
+        n = self.n_regions
+        return list(range(rank * n // n_ranks, (rank + 1) * n // n_ranks))
 
     # ---- tiles ---------------------------------------------------------------------------------------------
     @property

@@ -24,6 +24,7 @@ from geodl_hpc.archive.stack import RunningStats
 from geodl_hpc.archive.store import provenance, require_complete
 from geodl_hpc.errors import ArchiveError, ConfigError, InputDataError
 from geodl_hpc.inference.blend import RegionStitcher
+from geodl_hpc.inference.cache import ChunkCache
 from geodl_hpc.inference.config import InferJobConfig
 from geodl_hpc.inference.geometry import TilePlan, Window, clip_to_raster, pad_to_window
 from geodl_hpc.inference.writer import (
@@ -203,13 +204,18 @@ def normalise_block(blocks: list[np.ndarray], spec: InputSpec) -> tuple[np.ndarr
 
 
 def read_input(
-    archive: Path, spec: InputSpec, plan: TilePlan, want: Window, edge: str
+    archive: Path, spec: InputSpec, plan: TilePlan, want: Window, edge: str, cache: ChunkCache | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The padded model input over ``want`` and the validity mask over its part inside the raster."""
+    """The padded model input over ``want`` and the validity mask over its part inside the raster.
+
+    With ``cache``, whole chunks are decoded once and reused by neighbouring windows (same values)."""
     from geodl_hpc.pipeline.decode import read_raster_unit
 
     have = clip_to_raster(want, plan.height, plan.width)
-    blocks = read_raster_unit(str(archive), spec.layers, (have.r0, have.r1, have.c0, have.c1))
+    if cache is not None:
+        blocks = cache.read(have)
+    else:
+        blocks = read_raster_unit(str(archive), spec.layers, (have.r0, have.r1, have.c0, have.c1))
     x, valid = normalise_block(blocks, spec)
     return pad_to_window(x, have, want, "zero" if edge == "zero" else "reflect"), valid
 
@@ -385,21 +391,26 @@ def infer(
 
         torch.set_num_threads(config.threads)
 
-    def load(index: int) -> tuple[Window, np.ndarray, np.ndarray]:
-        region = plan.region(index)
-        want = plan.input_window(region)
-        x, valid = read_input(archive, spec, plan, want, config.edge)
+    # Regions run in index order (row-major within this rank's block), so a region's halo chunks were mostly
+    # decoded by the region before it (same row) or above it; the cache keeps them until their last use.
+    cache = ChunkCache(str(archive), spec.layers)
+    cache.plan(clip_to_raster(plan.input_window(plan.region(i)), plan.height, plan.width) for i in todo)
+
+    def load(k: int) -> tuple[Window, np.ndarray, np.ndarray]:
+        want = plan.input_window(plan.region(todo[k]))
+        x, valid = read_input(archive, spec, plan, want, config.edge, cache)
+        cache.retire(k)
         return want, x, valid
 
     t0 = time.perf_counter()
     pixels = 0
     bar = progress_bar(todo, total=len(todo), enabled=config.progress, unit="region", desc=f"infer {out.name}")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geodl-infer-read") as pool:
-        pending: Future[tuple[Window, np.ndarray, np.ndarray]] | None = pool.submit(load, todo[0]) if todo else None
+        pending: Future[tuple[Window, np.ndarray, np.ndarray]] | None = pool.submit(load, 0) if todo else None
         for k, index in enumerate(bar):
             assert pending is not None
             want, x, valid = pending.result()
-            pending = pool.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
+            pending = pool.submit(load, k + 1) if k + 1 < len(todo) else None
             region = plan.region(index)
             result = predict_region(plan, region, x, want, predictor, config.batch_size, index)
             have = clip_to_raster(want, plan.height, plan.width)
