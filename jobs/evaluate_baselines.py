@@ -13,15 +13,13 @@ import numpy as np
 import yaml
 
 from geodl_hpc.config import to_dict
-from geodl_hpc.evaluation.baselines import baseline
+from geodl_hpc.evaluation.baselines import baseline_predictors
 from geodl_hpc.evaluation.blockcv import (
     CVResult,
-    FoldPredictor,
     RasterData,
     fold_map,
     load_raster,
     make_folds,
-    pixel_predictor,
     run_blockcv,
 )
 from geodl_hpc.evaluation.config import EvaluationConfig
@@ -85,16 +83,9 @@ def main(config: EvaluationConfig) -> dict[str, Any]:
     folds_map = fold_map(
         make_folds(data.shape, (config.blocks[0], config.blocks[1]), config.folds, config.seed), data.shape
     )
-    predictors: dict[str, FoldPredictor] = {
-        name: pixel_predictor(
-            data,
-            baseline(name, config.seed),
-            buffer=config.buffer,
-            max_negatives=config.max_negatives,
-            seed=config.seed,
-        )
-        for name in config.baselines
-    }
+    predictors = baseline_predictors(
+        data, config.baselines, seed=config.seed, buffer=config.buffer, max_negatives=config.max_negatives
+    )
     results = run_blockcv(data, folds_map, predictors)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)

@@ -203,15 +203,13 @@ def main(config: ProspectivityConfig) -> dict[str, Any]:
 
 def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
     import jobs.ingest_murchison as ingest
-    from geodl_hpc.evaluation.baselines import baseline
+    from geodl_hpc.evaluation.baselines import baseline_predictors
     from geodl_hpc.evaluation.blockcv import (
-        FoldPredictor,
         check_folds,
         fold_map,
         load_raster,
         make_folds,
         out_of_fold,
-        pixel_predictor,
         run_blockcv,
         score_map,
     )
@@ -300,16 +298,9 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
     # ---- 4. baselines on the same folds and layers, scores ------------------------------------------------------
     t0 = time.perf_counter()
     _log(f"stage 4/5 baselines {', '.join(cv.baselines)} on the same {cv.folds} folds; scoring")
-    predictors: dict[str, FoldPredictor] = {
-        name: pixel_predictor(
-            data,
-            baseline(name, cv.seed),
-            buffer=cv.baseline_buffer,
-            max_negatives=cv.baseline_max_negatives,
-            seed=cv.seed,
-        )
-        for name in cv.baselines
-    }
+    predictors = baseline_predictors(
+        data, cv.baselines, seed=cv.seed, buffer=cv.baseline_buffer, max_negatives=cv.baseline_max_negatives
+    )
     results = {"cnn": score_map("cnn", oof, data, folds_map), **run_blockcv(data, folds_map, predictors)}
     timings["baselines_s"] = time.perf_counter() - t0
 

@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from geodl_hpc.errors import MissingDependencyError
-from geodl_hpc.evaluation.blockcv import EvaluationError, FitPredict
+from geodl_hpc.evaluation.blockcv import EvaluationError, FitPredict, FoldPredictor, RasterData, pixel_predictor
 
 BASELINES = ("logistic", "gboost")
 
@@ -68,3 +69,13 @@ def baseline(name: str, seed: int = 0) -> FitPredict:
     if name == "gboost":
         return gboost_fit_predict_factory(seed)
     raise EvaluationError(f"baselines: unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+
+
+def baseline_predictors(
+    data: RasterData, names: Sequence[str], *, seed: int, buffer: int, max_negatives: int | None
+) -> dict[str, FoldPredictor]:
+    """Out-of-fold predictors of the named baselines, all with the same labels, buffer and negative sampling."""
+    return {
+        name: pixel_predictor(data, baseline(name, seed), buffer=buffer, max_negatives=max_negatives, seed=seed)
+        for name in names
+    }
