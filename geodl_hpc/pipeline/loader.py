@@ -196,6 +196,11 @@ class ChipPipeline:
         self.cursor: Cursor | None = None
 
     @property
+    def batch_size(self) -> int:
+        """Samples per batch (the training loop's ``BatchSource`` contract)."""
+        return self.config.batch_size
+
+    @property
     def units(self) -> UnitGrid | WaveUnits:
         """The read units of this archive at ``unit_chunks``."""
         return self.spec.units

@@ -15,8 +15,9 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Iterator, Sized
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import numpy as np
 
@@ -35,8 +36,6 @@ from geodl_hpc.training.preemption import PreemptionFlag
 
 if TYPE_CHECKING:
     import torch
-
-    from geodl_hpc.pipeline import ChipPipeline
 
 KILL_ENV = "GEODL_TRAIN_KILL_AT"  # tests only: "N" = SIGKILL after step N, "N:mid" = during step N
 # tests only: sleep this many seconds in every step, so that a batch job runs long enough to be signalled
@@ -106,9 +105,46 @@ def _maybe_kill(step: int, phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class BatchSource(Protocol):
+    """What the loop trains on: ``ChipPipeline`` or any source with the same sharded, resumable epochs.
+
+    ``plan(epoch, rank, n_ranks)`` sizes an epoch's share, ``iter_epoch`` yields dicts with ``x`` and ``y``
+    tensors from a cursor, and ``cursor`` after each batch is what a checkpoint stores.
+    """
+
+    cursor: Cursor | None
+
+    @property
+    def batch_size(self) -> int: ...
+
+    def plan(self, epoch: int, rank: int = 0, n_ranks: int = 1, cursor: Cursor | None = None) -> Sized: ...
+
+    def iter_epoch(
+        self, epoch: int, rank: int = 0, n_ranks: int = 1, cursor: Cursor | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]: ...
+
+
 def _targets(y: torch.Tensor, per_pixel: bool) -> torch.Tensor:
     target = (y > 0).float()
     return target if per_pixel else target.amax(dim=(-2, -1))
+
+
+def batch_loss(
+    model: torch.nn.Module, logits: torch.Tensor, y: torch.Tensor, loss_fn: torch.nn.Module
+) -> tuple[torch.Tensor, float, float]:
+    """The loss, correct count and target count of one batch.
+
+    A model with a ``training_loss(logits, y) -> (loss, correct, total)`` method owns its loss (phase pickers,
+    forecasting RNNs); otherwise binary cross-entropy on ``y > 0`` per pixel (or per chip if not ``per_pixel``).
+    """
+    own = getattr(model, "training_loss", None)
+    if callable(own):
+        loss, correct, total = own(logits, y)
+        return loss, float(correct), float(total)
+    target = _targets(y, bool(getattr(model, "per_pixel", True)))
+    loss = loss_fn(logits.float(), target)
+    correct = ((logits.detach() > 0).float() == target).sum().item()
+    return loss, float(correct), float(target.numel())
 
 
 class MetricLog:
@@ -179,7 +215,7 @@ def plot_learning_curve(records: list[dict[str, Any]], path: Path) -> Path | Non
     if epochs:
         ax.plot([r["step"] for r in epochs], [r["loss"] for r in epochs], "o-", label="epoch loss")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (BCE)")
+    ax.set_ylabel("loss")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -189,7 +225,7 @@ def plot_learning_curve(records: list[dict[str, Any]], path: Path) -> Path | Non
 
 def train(
     config: TrainConfig,
-    pipeline: ChipPipeline,
+    pipeline: BatchSource,
     model: torch.nn.Module,
     output: Path,
     collective: Collective | None = None,
@@ -232,7 +268,6 @@ def train(
     )
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16")
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(config.pos_weight, device=device))
-    per_pixel = bool(getattr(model, "per_pixel", True))
 
     # ---- resume ---------------------------------------------------------------------------------------------
     step, epoch, cursor, best = 0, 0, None, math.inf
@@ -276,9 +311,7 @@ def train(
             best=best_now,
         )
 
-    steps_per_epoch = [
-        math.ceil(len(pipeline.plan(e, rank, size)) / pipeline.config.batch_size) for e in range(config.epochs)
-    ]
+    steps_per_epoch = [math.ceil(len(pipeline.plan(e, rank, size)) / pipeline.batch_size) for e in range(config.epochs)]
     from tqdm import tqdm
 
     bar = tqdm(
@@ -297,10 +330,10 @@ def train(
             for batch in pipeline.iter_epoch(epoch, rank, size, cursor):
                 t0 = time.perf_counter()
                 x = batch["x"].to(device, non_blocking=True)
-                target = _targets(batch["y"], per_pixel).to(device, non_blocking=True)
+                y = batch["y"].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     logits = net(x)
-                loss = loss_fn(logits.float(), target)
+                loss, correct, n_targets = batch_loss(model, logits, y, loss_fn)
                 optimizer.zero_grad()  # sets grads to None (Horovod takes no argument)
                 scaler.scale(loss).backward()
                 _maybe_kill(step + 1, "mid")
@@ -313,8 +346,7 @@ def train(
 
                 # Metrics and the preemption flag in one allreduce: every rank learns of a signal after this step.
                 n = float(x.shape[0])
-                correct = ((logits.detach() > 0).float() == target).sum().item()
-                local = torch.tensor([loss.item() * n, n, correct, float(target.numel()), float(flag.requested)])
+                local = torch.tensor([loss.item() * n, n, correct, n_targets, float(flag.requested)])
                 total = coll.allreduce(local.double(), op="sum")
                 epoch_sums += total[:4]
                 step_loss, step_acc = float(total[0] / total[1]), float(total[2] / total[3])
