@@ -244,6 +244,49 @@ def _cmd_job(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """`geodl evaluate CONFIG` (a job) or `geodl evaluate csep --forecast F --catalog C` (CSEP tests)."""
+    csep_options = (args.forecast, args.catalog)
+    if str(args.config) != "csep":
+        if any(o is not None for o in csep_options):
+            raise GeodlError("--forecast/--catalog belong to `geodl evaluate csep ...`; put csep before them")
+        return _cmd_job(args)
+    if args.forecast is None or args.catalog is None:
+        raise GeodlError("geodl evaluate csep: give both --forecast FILE and --catalog FILE (see --help)")
+    if args.cluster is not None or args.overrides:
+        raise GeodlError("geodl evaluate csep runs in this process; drop --cluster and KEY=VALUE arguments")
+    from geodl_hpc.evaluation.csep.evaluate import evaluate_csep
+
+    tests = [t.strip() for t in args.tests.split(",") if t.strip()]
+    result = evaluate_csep(args.forecast, args.catalog, tests, args.seed, args.n_sim, plot_dir=args.plot)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(f"{result['forecast']} vs {result['catalog']}: {result['n_events']} events in the forecast's window")
+        for test in result["tests"]:
+            quantile = test["quantile"]
+            shown = ", ".join(f"{q:.4g}" for q in quantile) if isinstance(quantile, list) else f"{quantile:.4g}"
+            print(f"  {test['name']:<8} observed {test['observed_statistic']:.6g}  quantile {shown}")
+    return 0
+
+
+def _cmd_annotate(args: argparse.Namespace) -> int:
+    """`geodl annotate ARCHIVE --model CHECKPOINT`: the annotate job with ARCHIVE/--model/--output filled in."""
+    from jobs import registry
+
+    given = [f"archive={args.archive}", f"model={args.model}"]
+    if args.output is not None:
+        given.append(f"output={args.output}")
+    args.overrides = [*given, *args.overrides]
+    if args.cluster is not None:
+        (result,) = _submit_and_report(_launch_plan("annotate", args), wait=True)
+    else:
+        _, config = registry.load(args.config, args.overrides, "annotate")
+        result = registry.run(config)
+    _print_result("annotate", result, True)
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from geodl_hpc.launch.runs import format_status, run_states
 
@@ -445,10 +488,33 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         "evaluate": (
             "evaluate_baselines",
-            "spatial block CV of the logistic and gradient-boosting baselines -> metrics.json, report.md, PNGs",
-            "Out-of-fold prospectivity maps of the classic baselines on the same spatial blocks and layers the CNN\n"
-            "uses: ROC AUC, AUC within greenstone, success-rate curve and capture in the top 2/5/10 % of the area.",
-            ["geodl evaluate configs/evaluate_baselines_murchison.yaml", "geodl evaluate CONFIG seed=1 buffer=1"],
+            "prospectivity baselines (CONFIG), or CSEP tests of an earthquake forecast (`evaluate csep`)",
+            "geodl evaluate CONFIG: out-of-fold prospectivity maps of the classic baselines on the same spatial\n"
+            "blocks and layers the CNN uses: ROC AUC, AUC within greenstone, success-rate curve and capture in the\n"
+            "top 2/5/10 % of the area.\n\n"
+            "geodl evaluate csep --forecast F --catalog C: CSEP consistency tests of one gridded rate forecast\n"
+            "(CSEP ASCII as pyCSEP reads it, or a forecast Zarr written by geodl hindcast) against any catalog\n"
+            "geodl ingests (ComCat CSV, QuakeML, CSEP ASCII, CSV, or an ingested catalog archive). Tests: N, L, CL,\n"
+            "S, M (Poisson; simulated quantiles with --n-sim draws from --seed), Brier. --json prints per test its\n"
+            "name, observed statistic and quantile(s), as pyCSEP reports them.",
+            [
+                "geodl evaluate configs/evaluate_baselines_murchison.yaml",
+                "geodl evaluate CONFIG seed=1 buffer=1",
+                "geodl evaluate csep --forecast helmstetter.dat --catalog comcat.csv --tests N,L,CL,S,M --json",
+                "geodl evaluate csep --forecast runs/hindcast/forecasts/rnn.zarr --catalog sed.parquet --seed 7",
+            ],
+        ),
+        "hindcast": (
+            "hindcast",
+            "rolling-origin earthquake forecast hindcast: N models x M windows x K CSEP tests, resumable",
+            "Bin a catalog onto a CSEP grid, fit each forecasting model on the past only, forecast the next window,\n"
+            "and test it (N, L, CL, S, M, T, W, Brier, Molchan), window after window. Work items are written as\n"
+            "idempotent pieces with a ledger: a killed campaign resumes with only the missing items; a finished\n"
+            "one is a no-op. Ends with an aggregate table, plots and report.md. --cluster fans items out on Slurm.",
+            [
+                "geodl hindcast configs/hindcast_ridgecrest.yaml",
+                "geodl hindcast configs/hindcast_etas.yaml --cluster localslurm",
+            ],
         ),
     }
     for verb, (job, summary, text, examples) in job_verbs.items():
@@ -461,7 +527,38 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("config", type=Path, metavar="CONFIG.yaml")
         sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
         sub.add_argument("--cluster", metavar="PROFILE", help="submit to configs/clusters/PROFILE.yaml and wait")
-        sub.set_defaults(handler=_cmd_job, job=job)
+        sub.set_defaults(handler=_cmd_evaluate if verb == "evaluate" else _cmd_job, job=job)
+        if verb == "evaluate":
+            csep = sub.add_argument_group("csep", "with `geodl evaluate csep`: CSEP tests of a gridded forecast")
+            csep.add_argument("--forecast", type=Path, metavar="F", help="CSEP ASCII gridded forecast or forecast Zarr")
+            csep.add_argument("--catalog", type=Path, metavar="C", help="catalog file or ingested catalog archive")
+            csep.add_argument("--tests", default="N,L,CL,S,M", help="comma-separated tests (default N,L,CL,S,M)")
+            csep.add_argument("--seed", type=int, default=None, help="seed of the simulated quantiles")
+            csep.add_argument("--n-sim", type=int, default=1000, help="simulations per test (default 1000)")
+            csep.add_argument("--plot", type=Path, metavar="DIR", help="write test-result and forecast-map PNGs here")
+            csep.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    annotate = verbs.add_parser(
+        "annotate",
+        help="continuous phase picking over a waveform archive -> probability traces (Zarr), picks (CSV, QuakeML)",
+        description="Slide a trained picker (the output folder of `geodl train configs/seismic_picker.yaml`, or a\n"
+        "checkpoint in it) over every station and hour of a waveform archive with overlapping windows, stack the\n"
+        "window outputs into continuous P/S/noise probability traces (Zarr, on the archive's time axis), and\n"
+        "extract picks (threshold, minimum separation) to picks.csv and picks.xml (QuakeML, ObsPy reads it).\n"
+        "Work goes in station x time blocks with a ledger: a killed run resumes with the missing blocks only.\n\n"
+        "examples:\n"
+        "  geodl annotate runs/rjob.zarr --model runs/seismic_picker\n"
+        "  geodl annotate ARCHIVE --model CKPT stride=50 stacking=max threshold.P=0.5\n"
+        "  geodl annotate ARCHIVE --model CKPT --cluster localslurm",
+        formatter_class=fmt,
+    )
+    annotate.add_argument("archive", type=Path, metavar="ARCHIVE", help="waveform archive (geodl ingest waveforms)")
+    annotate.add_argument("--model", type=Path, required=True, metavar="CHECKPOINT", help="picker run or checkpoint")
+    annotate.add_argument("--output", type=Path, metavar="OUT", help="output folder (default: the config's)")
+    annotate.add_argument("--config", type=Path, metavar="CONFIG.yaml", help="annotate config with more settings")
+    annotate.add_argument("--cluster", metavar="PROFILE", help="submit to configs/clusters/PROFILE.yaml and wait")
+    annotate.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. stride=50")
+    annotate.set_defaults(handler=_cmd_annotate)
 
     status = verbs.add_parser(
         "status",

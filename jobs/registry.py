@@ -69,6 +69,18 @@ JOBS: dict[str, JobEntry] = {
             "the main job: ingest, block-CV CNN training and inference, baselines, map.zarr/tif, PNGs, report",
         ),
         JobEntry(
+            "hindcast",
+            "jobs.hindcast",
+            "geodl_hpc.forecasting.hindcast_config:HindcastConfig",
+            "rolling-origin earthquake forecast hindcast: models x windows x CSEP tests, resumable, aggregated",
+        ),
+        JobEntry(
+            "annotate",
+            "jobs.annotate",
+            "geodl_hpc.inference.annotate_config:AnnotateJobConfig",
+            "continuous phase picking over a waveform archive: probability traces (Zarr), picks (CSV, QuakeML)",
+        ),
+        JobEntry(
             "resume_check",
             "jobs.resume_check",
             "jobs.resume_check:ResumeCheckConfig",
