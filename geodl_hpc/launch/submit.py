@@ -104,7 +104,7 @@ def plan(
         raise LaunchError("nothing to submit: no work items")
     if not profile.is_slurm and profile.nodes != 1:
         raise LaunchError(f"cluster.nodes={profile.nodes}: the local executor runs on one node; use a Slurm profile")
-    run_dir = Path(run_dir if run_dir is not None else configs[0].output).resolve()
+    run_dir = Path(run_dir if run_dir is not None else _run_folder(configs[0])).resolve()
     logs = run_dir / "logs" / _stamp()
     n = len(configs)
     array = f"0-{n - 1}%{min(n, profile.array_parallelism)}" if n > 1 else None
@@ -120,6 +120,12 @@ def plan(
     # Absolute outputs: the job may start in another working directory than the submitter's.
     dicts = tuple({**to_dict(c), "output": str(Path(c.output).resolve())} for c in configs)
     return Plan(job, profile, run_dir, logs, spec, render_sbatch(spec), dicts)
+
+
+def _run_folder(config: Any) -> str:
+    """Where a submission keeps its logs and status: the job's ``run_folder()`` if it has one, else its output."""
+    folder = getattr(config, "run_folder", None)
+    return str(folder()) if callable(folder) else str(config.output)
 
 
 def submitit_parameters(spec: SbatchSpec, signal_delay_s: int) -> dict[str, Any]:
