@@ -2,11 +2,16 @@
 
 ``main(config)`` runs one work item (``rank`` of ``n_ranks``; ranks, Ray tasks or Slurm array tasks each call it
 with their own rank). Run it again after a crash to compute only the missing regions; on a finished map it is a
-no-op. The process that completes the map also writes ``MAP.tif`` and ``MAP.png`` beside it.
+no-op. The process that completes the map also writes ``MAP.tif`` and ``MAP.png`` (and ``MAP.attribution.png``
+with ``attribution``) beside it. Inside a multi-task Slurm step (``geodl infer CONFIG --cluster PROFILE
+cluster.ntasks_per_node=N``) a config with ``n_ranks=1`` takes its rank and rank count from the step
+(``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS``), so the tasks share the map instead of each computing all of it.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,10 @@ def main(config: InferJobConfig) -> dict[str, Any]:
     """Infer this rank's regions of ``config.output``; returns counts, throughput and the exported files."""
     import torch
 
-    from geodl_hpc.inference.exports import export_map_geotiff, plot_map
+    from geodl_hpc.inference.exports import export_map_geotiff, plot_attribution, plot_map
     from geodl_hpc.inference.runner import infer
 
+    config = with_step_rank(config)
     out = Path(config.output)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -56,8 +62,22 @@ def main(config: InferJobConfig) -> dict[str, Any]:
             files["tif"] = str(export_map_geotiff(out, out.with_suffix(".tif"), overwrite=True))
         if config.export_png:
             files["png"] = str(plot_map(out, out.with_suffix(".png")))
+            attribution = plot_attribution(out, out.with_suffix(".attribution.png"))
+            if attribution is not None:
+                files["attribution_png"] = str(attribution)
         dump_config(config, out.with_name(out.stem + ".config.yaml"))
     return {**result, "files": files}
+
+
+def with_step_rank(config: InferJobConfig, env: Mapping[str, str] | None = None) -> InferJobConfig:
+    """``config`` with ``rank``/``n_ranks`` of this task when it runs in a Slurm step of several tasks.
+
+    Only a config that does not split the work itself (``n_ranks == 1``) is changed."""
+    env = os.environ if env is None else env
+    tasks, rank = env.get("SLURM_STEP_NUM_TASKS", ""), env.get("SLURM_PROCID", "")
+    if config.n_ranks != 1 or not (tasks.isdigit() and rank.isdigit()) or int(tasks) < 2:
+        return config
+    return config.replace(rank=int(rank), n_ranks=int(tasks))
 
 
 def _exports_exist(out: Path, config: InferJobConfig) -> bool:

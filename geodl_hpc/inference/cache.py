@@ -25,13 +25,31 @@ DEFAULT_CACHE_BYTES = 256 << 20
 Key = tuple[int, int, int]  # (layer, chunk row, chunk col)
 
 
-class ChunkCache:
-    """Whole decoded chunks of ``layers`` of the raster archive at ``path``, bounded by ``max_bytes``."""
+def _store_arrays(store: Any) -> dict[str, Any]:
+    """The arrays of a raster stack in a zarr ``Store`` object (e.g. a generated one) as ``AsyncArray`` objects."""
+    import zarr.api.asynchronous as zasync
+    from zarr.core.sync import sync
 
-    def __init__(self, path: str, layers: tuple[str, ...], max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    async def _open() -> dict[str, Any]:
+        group = await zasync.open_group(store, mode="r")
+        return {name: arr async for name, arr in group.arrays()}
+
+    result: dict[str, Any] = sync(_open())
+    return result
+
+
+class ChunkCache:
+    """Whole decoded chunks of ``layers`` of the raster archive at ``path``, bounded by ``max_bytes``.
+
+    ``store`` (a zarr store holding the same archive) replaces reading from ``path``: benchmarks pass a store that
+    generates chunks on read, so a continental-size input needs no disk."""
+
+    def __init__(
+        self, path: str, layers: tuple[str, ...], max_bytes: int = DEFAULT_CACHE_BYTES, store: Any = None
+    ) -> None:
         from geodl_hpc.pipeline.decode import _async_arrays
 
-        arrays = _async_arrays(path)
+        arrays = _async_arrays(path) if store is None else _store_arrays(store)
         self.arrays = [arrays[name] for name in layers]
         self.chunks = [tuple(int(c) for c in a.chunks[-2:]) for a in self.arrays]
         self.shapes = [tuple(int(s) for s in a.shape[-2:]) for a in self.arrays]

@@ -12,7 +12,7 @@ from geodl_hpc.training.config import ModelConfig
 
 # Settings that may differ between runs (and ranks) writing the same map without changing a single pixel.
 RUN_ONLY = ("job", "output", "batch_size", "device", "rank", "n_ranks", "threads", "progress", "export_tif",
-            "export_png", "overwrite")  # fmt: skip
+            "export_png", "overwrite", "executor", "ray_tasks")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,13 @@ class InferJobConfig:
     ``stitch="crop"`` is exact when the receptive field fits the halo; ``"blend"`` fades ``overlap`` pixels
     with cosine weights. Each of ``n_ranks`` processes (ranks, Ray tasks, Slurm array tasks) runs with its own
     ``rank`` and writes whole chunks of its regions; the last to finish marks the map complete.
+
+    ``attribution="occlusion"`` adds one ``attribution_<layer>`` band per input layer: the probability minus the
+    probability with that layer set to 0 after normalisation (its archive mean), so positive values mark pixels
+    where the layer raises the prediction. It is per output pixel with the model's receptive field, so it stitches
+    exactly like the probability (no seams); it costs one extra forward per layer.
+    ``executor="ray"`` runs this rank's regions as ``ray_tasks`` Ray tasks (0: one per CPU of the Ray cluster);
+    each task reads, predicts, writes and records its own regions, the driver only schedules and finalises.
     """
 
     job: Literal["infer"] = "infer"
@@ -45,11 +52,14 @@ class InferJobConfig:
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     amp: Literal["none", "bf16", "fp16"] = "none"
     mc_samples: int = 0
+    attribution: Literal["none", "occlusion"] = "none"
     seed: int = 0
     codec: Literal["zstd", "blosc", "gzip", "none"] = "zstd"
     rank: int = 0
     n_ranks: int = 1
     threads: int = 0
+    executor: Literal["local", "ray"] = "local"
+    ray_tasks: int = 0
     progress: bool = True
     export_tif: bool = True
     export_png: bool = True
@@ -73,6 +83,10 @@ class InferJobConfig:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.rank < self.n_ranks:
             raise ConfigError(f"rank: need 0 <= rank < n_ranks ({self.n_ranks}), got {self.rank}")
+        if self.ray_tasks < 0:
+            raise ConfigError(
+                f"ray_tasks: 0 (one per CPU of the Ray cluster) or a positive count, got {self.ray_tasks}"
+            )
         if self.mc_samples < 0 or self.mc_samples == 1:
             raise ConfigError(f"mc_samples: 0 (off) or at least 2 MC-dropout passes, got {self.mc_samples}")
 
@@ -84,6 +98,13 @@ class InferJobConfig:
         for key in RUN_ONLY:
             data.pop(key, None)
         return data
+
+    def run_folder(self) -> str:
+        """Where a cluster submission keeps its logs and status: the folder holding the map (never the map itself,
+        which must stay a pure Zarr store)."""
+        from pathlib import Path
+
+        return str(Path(self.output).parent)
 
     def codec_spec(self) -> CodecSpec:
         return CodecSpec(self.codec)

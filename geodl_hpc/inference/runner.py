@@ -2,12 +2,15 @@
 
 Per region (whole output chunks): read the input window with halo once (all layers in one zarr call),
 normalise as the pipeline does (``(x - mean) / std`` with the stored statistics, NaN -> 0, optional mask
-channel), pad at the raster edge, run the tiles in batches, stitch (crop or blend), set nodata where any input
-layer is nodata, write the region and record it in the ledger. The next region is read while this one runs.
+channel), pad at the raster edge, run the tiles in batches (probability, MC-dropout std, per-layer occlusion),
+stitch (crop or blend), set nodata where any input layer is nodata, write the region and record it in the ledger.
+A reader thread reads the next region and a writer thread writes the last ones while this one runs
+(:func:`run_regions`); with ``executor="ray"`` blocks of regions run as Ray tasks that do all of that themselves.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -31,6 +34,7 @@ from geodl_hpc.inference.writer import (
     PROBABILITY,
     UNCERTAINTY,
     Ledger,
+    attribution_layer,
     create_output,
     finalise,
     ledger_folder,
@@ -221,9 +225,11 @@ def read_input(
 
 
 class Predictor:
-    """Runs batches of tiles: probability, and the MC-dropout standard deviation when ``mc_samples`` > 1."""
+    """Runs batches of tiles: probability, the MC-dropout std when ``mc_samples`` > 1, and per-layer occlusion.
 
-    def __init__(self, module: torch.nn.Module, config: InferJobConfig, halo: int) -> None:
+    ``n_layers`` is how many leading input channels are layers (the mask channel is never occluded)."""
+
+    def __init__(self, module: torch.nn.Module, config: InferJobConfig, halo: int, n_layers: int = 0) -> None:
         import torch
 
         from geodl_hpc.training.loop import resolve_device
@@ -236,13 +242,16 @@ class Predictor:
         self.halo = halo
         self.mc = config.mc_samples
         self.seed = config.seed
+        self.occlude = n_layers if config.attribution == "occlusion" else 0
+        if config.attribution == "occlusion" and n_layers < 1:
+            raise ConfigError("attribution: occlusion needs the number of input layers (n_layers >= 1)")
         self.dropouts = [m for m in module.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
         if self.mc and not self.dropouts:
             raise ConfigError("mc_samples: the model has no dropout layers; set mc_samples=0 or train with dropout")
 
     @property
     def n_outputs(self) -> int:
-        return 2 if self.mc else 1
+        return 1 + int(bool(self.mc)) + self.occlude
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch
@@ -276,6 +285,11 @@ class Predictor:
                     for m in self.dropouts:
                         m.eval()
                 outs.append(samples.std(dim=0, correction=0))
+            for layer in range(self.occlude):
+                # 0 after normalisation is the layer's archive mean (and what nodata becomes): "layer absent".
+                occluded = x.clone()
+                occluded[:, layer] = 0.0
+                outs.append(prob - self._forward(occluded))
             return torch.stack(outs, dim=1).cpu().numpy()
 
 
@@ -292,6 +306,154 @@ def predict_region(
         for tile, pred in zip(group, preds, strict=True):
             stitcher.add(tile, pred)
     return stitcher.result()
+
+
+# ------------------------------------------------------------------------------------------------ workers
+
+#: Regions computed but not yet written that a worker holds at most (the writer thread's queue bound).
+WRITE_QUEUE = 2
+
+
+@dataclass(frozen=True)
+class RegionWork:
+    """What a worker (this process or a Ray task) needs to compute, write and record regions of one map."""
+
+    archive: Path
+    out: Path
+    config: InferJobConfig
+    spec: InputSpec
+    plan: TilePlan
+    halo: int
+    names: tuple[str, ...]
+
+
+def _has_dropout(module: torch.nn.Module) -> bool:
+    import torch
+
+    return any(isinstance(m, torch.nn.modules.dropout._DropoutNd) for m in module.modules())
+
+
+def run_regions(
+    work: RegionWork,
+    module: torch.nn.Module,
+    indices: list[int],
+    *,
+    on_region: Callable[[int], None] | None = None,
+    store: Any = None,
+) -> dict[str, float]:
+    """Compute, write and record ``indices`` (regions of ``work.plan``) in order; pixels done and stage times.
+
+    Three stages overlap: a reader thread decodes the next region's input (through a chunk cache), this thread
+    predicts, and a writer thread encodes, writes and records finished regions (at most ``WRITE_QUEUE`` waiting,
+    so memory stays bounded). ``on_region(index)`` runs here once ``index`` is recorded, in order. The stage times
+    (``read_s``, ``predict_s``, ``write_s``) are each stage's busy seconds: where the time goes."""
+    from collections import deque
+
+    config, plan, spec = work.config, work.plan, work.spec
+    if config.threads > 0:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    predictor = Predictor(module, config, work.halo, len(spec.layers))
+    ledger = Ledger(ledger_folder(work.out), map_id(work.out))
+    arrays = open_arrays(work.out, work.names)
+    # Regions run in index order (row-major within this rank's block), so a region's halo chunks were mostly
+    # decoded by the region before it (same row) or above it; the cache keeps them until their last use.
+    cache = ChunkCache(str(work.archive), spec.layers, store=store)
+    cache.plan(clip_to_raster(plan.input_window(plan.region(i)), plan.height, plan.width) for i in indices)
+
+    times = {"read_s": 0.0, "predict_s": 0.0, "write_s": 0.0}
+
+    def load(k: int) -> tuple[Window, np.ndarray, np.ndarray]:
+        start = time.perf_counter()
+        want = plan.input_window(plan.region(indices[k]))
+        x, valid = read_input(work.archive, spec, plan, want, config.edge, cache)
+        cache.retire(k)
+        times["read_s"] += time.perf_counter() - start
+        return want, x, valid
+
+    def save(index: int, region: Window, result: np.ndarray) -> int:
+        start = time.perf_counter()
+        write_region(arrays, region.slices(), list(result))
+        stats = {n: stats_to_dict(RunningStats.of_block(p)) for n, p in zip(work.names, result, strict=True)}
+        ledger.record(index, {"region": index, "window": [region.r0, region.r1, region.c0, region.c1], "stats": stats})
+        times["write_s"] += time.perf_counter() - start
+        return index
+
+    t0 = time.perf_counter()
+    pixels = 0
+    bar = progress_bar(
+        indices, total=len(indices), enabled=config.progress, unit="region", desc=f"infer {work.out.name}"
+    )
+    writes: deque[Future[int]] = deque()
+
+    def settle(block: bool) -> None:
+        """Report finished writes in order; with ``block``, wait until at most ``WRITE_QUEUE`` are pending."""
+        while writes and (writes[0].done() or (block and len(writes) > WRITE_QUEUE)):
+            index = writes.popleft().result()  # a failed write raises here
+            if on_region is not None:
+                on_region(index)
+
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geodl-infer-read")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geodl-infer-write")
+    try:
+        pending: Future[tuple[Window, np.ndarray, np.ndarray]] | None = reader.submit(load, 0) if indices else None
+        for k, index in enumerate(bar):
+            assert pending is not None
+            want, x, valid = pending.result()
+            pending = reader.submit(load, k + 1) if k + 1 < len(indices) else None
+            start = time.perf_counter()
+            region = plan.region(index)
+            result = predict_region(plan, region, x, want, predictor, config.batch_size, index)
+            have = clip_to_raster(want, plan.height, plan.width)
+            result[:, ~valid[region.relative_to(have)]] = np.nan
+            times["predict_s"] += time.perf_counter() - start
+            writes.append(writer.submit(save, index, region, result))
+            settle(block=True)
+            pixels += region.size
+            if hasattr(bar, "set_postfix_str"):
+                rate = pixels / 1e6 / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix_str(f"{rate:.2f} Mpx/s", refresh=False)
+        while writes:
+            writes[0].result()
+            settle(block=False)
+    finally:
+        # On an error (or a test's crash), regions not yet being written are dropped, as a killed process drops them.
+        for future in writes:
+            future.cancel()
+        reader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
+    return {"pixels": float(pixels), **times}
+
+
+def _ray_regions(work: RegionWork, module: torch.nn.Module, indices: list[int]) -> dict[str, float]:
+    """One Ray task: the regions of ``indices`` that the ledger still lacks (a retried task skips finished ones)."""
+    done = Ledger(ledger_folder(work.out), map_id(work.out)).done()
+    return run_regions(work, module, [i for i in indices if i not in done])
+
+
+def _run_on_ray(work: RegionWork, module: torch.nn.Module, todo: list[int]) -> dict[str, float]:
+    """Fan ``todo`` out as contiguous blocks, one Ray task each; the driver only schedules (nothing gathered).
+
+    Returns the pixels done and the stage times summed over the tasks."""
+    import os
+
+    from geodl_hpc.pipeline.loader import ensure_ray
+
+    total = {"pixels": 0.0, "read_s": 0.0, "predict_s": 0.0, "write_s": 0.0}
+    if not todo:
+        return total
+    ray = ensure_ray(work.config.ray_tasks or os.cpu_count() or 1)
+    n = work.config.ray_tasks or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    n = min(n, len(todo))
+    blocks = [todo[k * len(todo) // n : (k + 1) * len(todo) // n] for k in range(n)]
+    task = ray.remote(num_cpus=1, num_gpus=1 if work.config.device == "cuda" else 0)(_ray_regions)
+    work = dataclasses.replace(work, config=work.config.replace(progress=False))
+    model = ray.put(module.cpu())
+    for part in ray.get([task.remote(work, model, block) for block in blocks]):
+        for key in total:
+            total[key] += part[key]
+    return total
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -318,11 +480,15 @@ def infer(
     config: InferJobConfig,
     *,
     on_region: Callable[[int], None] | None = None,
+    input_store: Any = None,
 ) -> dict[str, Any]:
     """Predict ``model`` (a module or a checkpoint path) over ``archive`` into the map ``out``; see the module doc.
 
-    Runs this config's ``rank``'s regions that the ledger lacks; the process that finds all regions done marks
-    the map complete. ``on_region(index)`` is called after each region is recorded (tests use it to crash)."""
+    Runs this config's ``rank``'s regions that the ledger lacks (in this process, or as Ray tasks with
+    ``executor="ray"``); the process that finds all regions done marks the map complete. ``on_region(index)`` is
+    called after each region is recorded, in region order (local executor; tests use it to crash).
+    ``input_store`` (a zarr store with the archive's layers, e.g. one generating chunks on read) replaces reading
+    input chunks from ``archive``, whose metadata is still used."""
     import zarr
 
     archive, out = Path(archive), Path(out)
@@ -344,8 +510,11 @@ def infer(
     plan = TilePlan(
         grid.height, grid.width, config.tile, halo, config.overlap, chunk, config.region_chunks, config.stitch
     )
-    predictor = Predictor(loaded.module, config, halo)
-    out_layers = [PROBABILITY, UNCERTAINTY][: predictor.n_outputs]
+    if config.mc_samples and not _has_dropout(loaded.module):
+        raise ConfigError("mc_samples: the model has no dropout layers; set mc_samples=0 or train with dropout")
+    out_layers = [PROBABILITY, *([UNCERTAINTY] if config.mc_samples else [])]
+    if config.attribution == "occlusion":
+        out_layers += [attribution_layer(name) for name in spec.layers]
     names = [layer.name for layer in out_layers]
     settings = {
         **config.map_settings(),
@@ -381,57 +550,19 @@ def infer(
         old, _ = read_settings(out)  # another rank may have created it since the check above
         if old is None or settings_diff(old, settings):
             raise ArchiveError(f"{out}: another run created this map with other settings; give each run its own output")
-    ledger = Ledger(ledger_folder(out), map_id(out))
-    done = ledger.done()
+    done = Ledger(ledger_folder(out), map_id(out)).done()
     mine = plan.regions(config.rank, config.n_ranks)
     todo = [i for i in mine if i not in done]
-    arrays = open_arrays(out, names)
-    if config.threads > 0:
-        import torch
-
-        torch.set_num_threads(config.threads)
-
-    # Regions run in index order (row-major within this rank's block), so a region's halo chunks were mostly
-    # decoded by the region before it (same row) or above it; the cache keeps them until their last use.
-    cache = ChunkCache(str(archive), spec.layers)
-    cache.plan(clip_to_raster(plan.input_window(plan.region(i)), plan.height, plan.width) for i in todo)
-
-    def load(k: int) -> tuple[Window, np.ndarray, np.ndarray]:
-        want = plan.input_window(plan.region(todo[k]))
-        x, valid = read_input(archive, spec, plan, want, config.edge, cache)
-        cache.retire(k)
-        return want, x, valid
-
+    work = RegionWork(archive, out, config, spec, plan, halo, tuple(names))
     t0 = time.perf_counter()
-    pixels = 0
-    bar = progress_bar(todo, total=len(todo), enabled=config.progress, unit="region", desc=f"infer {out.name}")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geodl-infer-read") as pool:
-        pending: Future[tuple[Window, np.ndarray, np.ndarray]] | None = pool.submit(load, 0) if todo else None
-        for k, index in enumerate(bar):
-            assert pending is not None
-            want, x, valid = pending.result()
-            pending = pool.submit(load, k + 1) if k + 1 < len(todo) else None
-            region = plan.region(index)
-            result = predict_region(plan, region, x, want, predictor, config.batch_size, index)
-            have = clip_to_raster(want, plan.height, plan.width)
-            nodata = ~valid[region.relative_to(have)]
-            result[:, nodata] = np.nan
-            write_region(arrays, region.slices(), list(result))
-            entry = {
-                "region": index,
-                "window": [region.r0, region.r1, region.c0, region.c1],
-                "stats": {n: stats_to_dict(RunningStats.of_block(p)) for n, p in zip(names, result, strict=True)},
-            }
-            ledger.record(index, entry)
-            pixels += region.size
-            elapsed = time.perf_counter() - t0
-            if hasattr(bar, "set_postfix_str"):
-                bar.set_postfix_str(f"{pixels / 1e6 / max(elapsed, 1e-9):.2f} Mpx/s", refresh=False)
-            if on_region is not None:
-                on_region(index)
-        if pending is not None:
-            pending.cancel()
+    if config.executor == "ray" and input_store is not None:
+        raise ConfigError("executor: input_store is read in this process only; use executor=local with it")
+    if config.executor == "ray":
+        done_work = _run_on_ray(work, loaded.module, todo)
+    else:
+        done_work = run_regions(work, loaded.module, todo, on_region=on_region, store=input_store)
     elapsed = time.perf_counter() - t0
+    pixels = int(done_work["pixels"])
 
     record = provenance(
         [loaded.source] if loaded.source else [],
@@ -451,6 +582,7 @@ def infer(
         "pixels": pixels,
         "seconds": elapsed,
         "mpx_s": pixels / 1e6 / elapsed if elapsed > 0 and pixels else 0.0,
+        "stage_seconds": {k.removesuffix("_s"): round(v, 4) for k, v in done_work.items() if k != "pixels"},
         "halo": halo,
         "tile": config.tile,
         "stitch": config.stitch,

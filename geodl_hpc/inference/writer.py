@@ -30,6 +30,17 @@ SETTINGS_ATTR = "geodl_inference"
 RUN_ID_ATTR = "geodl_inference_id"
 PROBABILITY = Layer("probability", "probability of the positive class (sigmoid of the model's logit)", "1", "model")
 UNCERTAINTY = Layer("uncertainty", "standard deviation of the probability over MC-dropout passes", "1", "model")
+ATTRIBUTION_PREFIX = "attribution_"
+
+
+def attribution_layer(layer: str) -> Layer:
+    """The occlusion attribution band of input ``layer`` (probability minus probability without the layer)."""
+    return Layer(
+        f"{ATTRIBUTION_PREFIX}{layer}",
+        f"occlusion attribution of input layer {layer}: probability minus probability with {layer} at its mean",
+        "1",
+        "model",
+    )
 
 
 def ledger_folder(out: Path) -> Path:

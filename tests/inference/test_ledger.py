@@ -12,7 +12,7 @@ import pytest
 import zarr
 
 from geodl_hpc.archive.store import archive_kind
-from geodl_hpc.inference.runner import infer
+from geodl_hpc.inference.runner import WRITE_QUEUE, infer
 from geodl_hpc.inference.writer import Ledger, ledger_folder, map_id
 
 from .conftest import config, tiny_cnn, write_checkpoint
@@ -45,13 +45,15 @@ def test_kill_and_resume_computes_only_missing_regions(stack: Path, tmp_path: Pa
 
     with pytest.raises(Crash):
         infer(stack, tiny_cnn(), out, config(), on_region=crash_after_3)
-    assert Ledger(ledger_folder(out), map_id(out)).done() == set(seen)
+    done = Ledger(ledger_folder(out), map_id(out)).done()
+    # Writes already running in the writer thread at the crash finish whole; queued ones are dropped.
+    assert set(seen) <= done and len(done - set(seen)) <= WRITE_QUEUE and done == set(range(len(done)))
     assert archive_kind(out) == ("raster", False)  # not marked complete
 
     computed: list[int] = []
     result = infer(stack, tiny_cnn(), out, config(), on_region=computed.append)
     n = result["regions_total"]
-    assert sorted(computed) == sorted(set(range(n)) - set(seen)) and result["regions_skipped"] == 3
+    assert computed == sorted(set(range(n)) - done) and result["regions_skipped"] == len(done)
     assert result["complete"] and archive_kind(out) == ("raster", True)
     assert not ledger_folder(out).exists()
     np.testing.assert_array_equal(maps(out)["probability"], maps(uninterrupted)["probability"])
@@ -73,7 +75,7 @@ WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from geodl_hpc.inference.config import InferJobConfig
-    from geodl_hpc.inference.runner import infer
+    from geodl_hpc.inference.runner import WRITE_QUEUE, infer
     stack, ckpt, out, rank = sys.argv[1:5]
     cfg = InferJobConfig(checkpoint=ckpt, tile=12, region_chunks=1, batch_size=4, progress=False, threads=1,
                          rank=int(rank), n_ranks=2)
