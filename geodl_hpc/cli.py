@@ -501,19 +501,22 @@ def build_parser() -> argparse.ArgumentParser:
                 "geodl evaluate configs/evaluate_baselines_murchison.yaml",
                 "geodl evaluate CONFIG seed=1 buffer=1",
                 "geodl evaluate csep --forecast helmstetter.dat --catalog comcat.csv --tests N,L,CL,S,M --json",
-                "geodl evaluate csep --forecast runs/hindcast/forecasts/rnn.zarr --catalog sed.parquet --seed 7",
+                "geodl evaluate csep --forecast window.zarr --catalog ridgecrest.parquet --seed 7 --plot plots/",
             ],
         ),
         "hindcast": (
             "hindcast",
-            "rolling-origin earthquake forecast hindcast: N models x M windows x K CSEP tests, resumable",
+            "rolling-origin earthquake forecast hindcast: N models x M windows x CSEP tests, resumable",
             "Bin a catalog onto a CSEP grid, fit each forecasting model on the past only, forecast the next window,\n"
-            "and test it (N, L, CL, S, M, T, W, Brier, Molchan), window after window. Work items are written as\n"
-            "idempotent pieces with a ledger: a killed campaign resumes with only the missing items; a finished\n"
-            "one is a no-op. Ends with an aggregate table, plots and report.md. --cluster fans items out on Slurm.",
+            "and test every window (N, L, CL, S, M); the paired T-test information gain and Molchan diagrams come\n"
+            "as plots. Work items (model x block of windows) are written as idempotent pieces with a ledger: a\n"
+            "killed campaign resumes with only the missing items; a finished one is a no-op. Ends with results.csv,\n"
+            "forecasts/MODEL.zarr, plots and report.md. --cluster sends the whole job to a cluster; to fan the items\n"
+            "out as Slurm array tasks set campaign.executor=slurm campaign.cluster=PROFILE campaign.array_tasks=N.",
             [
                 "geodl hindcast configs/hindcast_ridgecrest.yaml",
-                "geodl hindcast configs/hindcast_etas.yaml --cluster localslurm",
+                "geodl hindcast configs/hindcast_etas.yaml campaign.executor=ray",
+                "geodl hindcast configs/hindcast_etas.yaml campaign.executor=slurm campaign.cluster=localslurm",
             ],
         ),
     }
