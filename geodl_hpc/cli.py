@@ -244,6 +244,11 @@ def _cmd_job(args: argparse.Namespace) -> int:
     return 0
 
 
+def _num(value: float | None) -> str:
+    """A statistic for people: ``n/a`` where it is undefined (JSON null), else 6 significant digits."""
+    return "n/a" if value is None else f"{value:.6g}"
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """`geodl evaluate CONFIG` (a job) or `geodl evaluate csep --forecast F --catalog C` (CSEP tests)."""
     csep_options = (args.forecast, args.catalog)
@@ -265,8 +270,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{result['forecast']} vs {result['catalog']}: {result['n_events']} events in the forecast's window")
         for test in result["tests"]:
             quantile = test["quantile"]
-            shown = ", ".join(f"{q:.4g}" for q in quantile) if isinstance(quantile, list) else f"{quantile:.4g}"
-            print(f"  {test['name']:<8} observed {test['observed_statistic']:.6g}  quantile {shown}")
+            shown = ", ".join(_num(q) for q in quantile) if isinstance(quantile, list) else _num(quantile)
+            print(f"  {test['name']:<16} observed {_num(test['observed_statistic'])}  quantile {shown}")
     return 0
 
 
