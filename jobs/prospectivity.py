@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geodl_hpc.config import dump_config
+from geodl_hpc.config import dump_config, to_dict
 from geodl_hpc.evaluation.prospectivity_config import ProspectivityConfig
 
 if TYPE_CHECKING:
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from geodl_hpc.collective import Collective
     from geodl_hpc.evaluation.blockcv import RasterData
     from geodl_hpc.sampling import BlockFolds
+
+
+class _Preempted(Exception):
+    """A training run stopped at a preemption signal with a checkpoint; the job returns so it can be requeued."""
 
 
 def _log(message: str) -> None:
@@ -56,23 +60,57 @@ def _chip_model(net: torch.nn.Module, pool: str) -> torch.nn.Module:
     return ChipPooled()
 
 
-def _train_fold(
+def _member_settings(config: ProspectivityConfig, archive: Path, held_out: frozenset[int], seed: int) -> str:
+    """What decides one trained member's weights (the chips and the training run), as canonical JSON."""
+    from geodl_hpc.config import to_dict
+
+    return json.dumps(
+        {
+            "archive": str(archive),
+            "cv": {k: v for k, v in to_dict(config.cv).items() if k in ("folds", "blocks", "seed", "label", "layers")},
+            "held_out": sorted(held_out),
+            "sampling": to_dict(config.sampling),
+            "chip_pool": config.chip_pool,
+            "train": to_dict(dataclasses.replace(config.train, seed=seed)),
+        },
+        sort_keys=True,
+    )
+
+
+def _fresh_folder(folder: Path, settings: str) -> None:
+    """Keep ``folder`` (a finished or resumable training run) only when it was made with ``settings``."""
+    marker = folder / "settings.json"
+    if folder.exists() and (not marker.exists() or marker.read_text() != settings):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        marker.write_text(settings)
+
+
+def _train_member(
     config: ProspectivityConfig,
     archive: Path,
-    folds: BlockFolds | None,
-    fold: int | None,
+    folds: BlockFolds,
+    held_out: frozenset[int],
     data: RasterData,
     train_mask: np.ndarray,
     output: Path,
     collective: Collective,
+    seed: int,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train one CNN on balanced chips of the training blocks (``fold=None``: all blocks); returns it and its result."""
+    """Train one CNN with ``seed`` on balanced chips wholly inside ``train_mask`` (the blocks of every fold not
+    in ``held_out``; empty: all blocks); returns the per-pixel net and the training result.
+
+    ``output`` is reused when it holds a run with the same settings (finished: loaded; interrupted: resumed)."""
     from geodl_hpc.models import build_model
     from geodl_hpc.pipeline import ChipPipeline, PipelineConfig
     from geodl_hpc.sampling import balanced_chips, valid_fraction
     from geodl_hpc.training.loop import seed_everything, train
 
-    tc, sc = config.train, config.sampling
+    tc, sc = dataclasses.replace(config.train, seed=seed), config.sampling
+    if collective.rank == 0:
+        _fresh_folder(output, _member_settings(config, archive, held_out, seed))
+    collective.barrier()
     d = tc.data
     pconf = PipelineConfig(
         archive,
@@ -91,7 +129,8 @@ def _train_fold(
     valid = probe.valid_mask()
     valid = train_mask if valid is None else valid & train_mask  # chips wholly inside training ground
     labels = np.argwhere(data.positives & train_mask)
-    rng = np.random.default_rng([tc.seed, 1 + (fold if fold is not None else config.cv.folds)])
+    stream = [1 + k for k in sorted(held_out)] or [1 + config.cv.folds]
+    rng = np.random.default_rng([tc.seed, *stream])
     n_hard = round(sc.mask_negatives * sc.n_neg) if data.mask is not None else 0
     kwargs: dict[str, Any] = {"buffer": sc.buffer, "likely_negative": sc.likely_negative, "pu_distance": sc.pu_distance}
     units: Any = probe.units
@@ -101,15 +140,15 @@ def _train_fold(
         hard, _ = balanced_chips(units, d.chip, labels, 0, 20 * n_hard, rng, valid=valid, **kwargs)
         hard = hard[valid_fraction(data.mask, hard, d.chip) >= 0.5]
     pos, y = np.concatenate([pos, hard]), np.concatenate([y, np.full(len(hard), 2, np.int8)])
-    if folds is not None and fold is not None:  # drop chips crossing a block edge (could touch held-out ground)
+    if held_out:  # drop chips crossing a block edge (could touch held-out ground)
         keep = folds.fold_of(pos, d.chip)
-        ok = (keep >= 0) & (keep != fold)
+        ok = (keep >= 0) & ~np.isin(keep, sorted(held_out))
         pos, y = pos[ok], y[ok]
     parts = [pos[y == 1][: sc.n_pos], pos[y == 0][: sc.n_neg - n_hard], pos[y == 2][:n_hard]]
     samples = np.concatenate(parts)
     _log(
-        f"  {len(parts[0])} positive + {len(parts[1])} random negative + {len(parts[2])} in-{config.cv.mask} "
-        f"negative chips of {d.chip} px from {len(labels)} training deposits"
+        f"  seed {seed}: {len(parts[0])} positive + {len(parts[1])} random negative + {len(parts[2])} "
+        f"in-{config.cv.mask} negative chips of {d.chip} px from {len(labels)} training deposits"
     )
     pipeline = ChipPipeline(pconf, samples)
     m = tc.model
@@ -120,6 +159,73 @@ def _train_fold(
     trained = model if m.per_pixel else _chip_model(model, config.chip_pool)
     result = train(tc, pipeline, trained, output, collective)
     return model, result
+
+
+def train_fold_model(
+    config: ProspectivityConfig,
+    archive: Path,
+    folds: BlockFolds,
+    folds_map: np.ndarray,
+    held_out: frozenset[int],
+    data: RasterData,
+    folder: Path,
+    collective: Collective,
+) -> tuple[torch.nn.Module, list[dict[str, Any]]]:
+    """The fold model trained without the folds ``held_out``: one CNN, or the mean of ``config.ensemble`` CNNs
+    trained with consecutive seeds (each in ``folder/train-s<seed>``); returns it and the training results."""
+    from geodl_hpc.models.prospectivity import EnsembleMean
+
+    train_mask = data.valid & ~np.isin(folds_map, sorted(held_out))
+    members, results = [], []
+    for i in range(config.ensemble):
+        seed = config.train.seed + i
+        net, result = _train_member(
+            config, archive, folds, held_out, data, train_mask, folder / f"train-s{seed}", collective, seed
+        )
+        if result["status"] != "completed":  # a signal asked for a checkpoint: stop here; a rerun resumes
+            raise _Preempted(f"{folder / f'train-s{seed}'}: training preempted at step {result['step']}")
+        members.append(net)
+        results.append(result)
+    for net in members:
+        net.per_pixel = True  # type: ignore[assignment]  # chip-level training, per-pixel maps
+        net.eval()
+    model = members[0] if len(members) == 1 else EnsembleMean(members)
+    return model, results
+
+
+def normalised_input(archive: Path, layers: tuple[str, ...], data: RasterData) -> np.ndarray:
+    """The whole stack as the model reads it: ``(layer - mean) / std`` with the archive's statistics, NaN -> 0
+    (what the pipeline and the inference runner do)."""
+    import zarr
+
+    group = zarr.open_group(str(archive), mode="r")
+    x = np.empty((len(layers), *data.shape), np.float32)
+    for i, name in enumerate(layers):
+        stats: Any = group[name].attrs.get("statistics") or {}
+        std = float(stats.get("std", 1.0)) or 1.0
+        x[i] = (data.features[data.layers.index(name)] - float(stats.get("mean", 0.0))) / std
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def predict_in_memory(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    """P(deposit) over the whole ``(C, H, W)`` input in one forward pass (reflect-padded by the receptive
+    margin, then cropped): the same pixels the tiled runner writes with ``stitch=crop``, without tiles or Zarr."""
+    import torch
+
+    from geodl_hpc.inference.runner import receptive_margin
+
+    margin = receptive_margin(model) or 0
+    model.eval()
+    with torch.inference_mode():
+        t = torch.from_numpy(x)[None]
+        if margin:
+            t = torch.nn.functional.pad(t, (margin,) * 4, mode="reflect")
+        logits = model(t)
+        if logits.ndim == 4:
+            logits = logits[:, 0]
+        if margin:
+            logits = logits[:, margin:-margin, margin:-margin]
+        return np.asarray(torch.sigmoid(logits[0]).double().numpy())
 
 
 def _infer_full(config: ProspectivityConfig, archive: Path, model: torch.nn.Module, out: Path) -> dict[str, Any]:
@@ -150,7 +256,10 @@ def _read_map(path: Path) -> dict[str, np.ndarray]:
     import zarr
 
     group = zarr.open_group(str(path), mode="r")
-    names = [n for n in ("probability", "uncertainty") if n in group]
+    layers = [str(n) for n in group.attrs.get("layers") or []]  # type: ignore[union-attr]
+    names = [n for n in ("probability", "uncertainty") if n in group] + [
+        n for n in layers if n.startswith("attribution_") and n in group
+    ]
     return {n: np.asarray(group[n][:], dtype=np.float64) for n in names}  # type: ignore[index]
 
 
@@ -198,7 +307,11 @@ def main(config: ProspectivityConfig) -> dict[str, Any]:
 
     output = Path(config.output)
     with allocation_collective(config.train.backend, config.train.device, output / "folds") as collective:
-        return _run(config, collective)
+        try:
+            return _run(config, collective)
+        except _Preempted as exc:
+            _log(f"{exc}; run the job again on the same output to resume")
+            return {"status": "preempted", "rank": collective.rank, "reason": str(exc)}
 
 
 def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
@@ -213,7 +326,13 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
         run_blockcv,
         score_map,
     )
-    from geodl_hpc.evaluation.report import metrics_document, write_metrics_json, write_text_atomic
+    from geodl_hpc.evaluation.report import (
+        metrics_document,
+        selection_summary,
+        spread_summary,
+        write_metrics_json,
+        write_text_atomic,
+    )
     from jobs.evaluate_baselines import _setup, write_figures
 
     started = time.perf_counter()
@@ -223,10 +342,12 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
     if rank0:
         output.mkdir(parents=True, exist_ok=True)
         dump_config(config, output / "config.resolved.yaml")
+    n_stages = 6 if config.cv.repeat_seeds else 5
 
     # ---- 1. ingest ----------------------------------------------------------------------------------------------
     t0 = time.perf_counter()
-    _log(f"stage 1/5 ingest: Murchison stack at {config.ingest.murchison.resolution:g} m into {config.ingest.output}")
+    _log(f"stage 1/{n_stages} ingest: Murchison stack at {config.ingest.murchison.resolution:g} m into "
+         f"{config.ingest.output}")  # fmt: skip
     info = ingest.main(config.ingest) if rank0 else {}
     collective.barrier()
     archive = Path(config.ingest.output) / ingest.ARCHIVE_NAME
@@ -244,51 +365,56 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_folders: dict[str, Path] = {}
     fold_maps: dict[int, Path] = {}
-    uncertainty = np.full(data.shape, np.nan)
+    held_layers: dict[str, np.ndarray] = {}  # uncertainty and attribution bands, assembled from held-out blocks
     fold_results: list[dict[str, Any]] = []
 
     def cnn(fold: int, train_mask: np.ndarray, test_mask: np.ndarray) -> np.ndarray:
         t = time.perf_counter()
         folder = output / "folds" / str(fold)
-        _log(f"stage 2/5 fold {fold + 1}/{cv.folds}: train on {int(train_mask.sum())} px of training blocks")
-        model, result = _train_fold(config, archive, folds, fold, data, train_mask, folder / "train", collective)
-        train_folders[f"fold {fold}"] = folder / "train"
-        _log(f"  trained: {result['step']} steps, loss {result['loss']:.4f} ({time.perf_counter() - t:.0f} s)")
+        _log(f"stage 2/{n_stages} fold {fold + 1}/{cv.folds}: train {config.ensemble} CNN(s) on "
+             f"{int(train_mask.sum())} px of training blocks")  # fmt: skip
+        model, results = train_fold_model(
+            config, archive, folds, folds_map, frozenset({fold}), data, folder, collective
+        )
+        train_folders[f"fold {fold}"] = folder / f"train-s{config.train.seed}"
+        _log(f"  trained: {results[0]['step']} steps per CNN ({time.perf_counter() - t:.0f} s)")
         if not rank0:
             return np.zeros(data.shape)
         t1 = time.perf_counter()
         fold_maps[fold] = folder / "map.zarr"
         _infer_full(config, archive, model, fold_maps[fold])
         layers = _read_map(fold_maps[fold])
-        if "uncertainty" in layers:
-            uncertainty[test_mask] = layers["uncertainty"][test_mask]
+        for name, values in layers.items():
+            if name != "probability":
+                held_layers.setdefault(name, np.full(data.shape, np.nan))[test_mask] = values[test_mask]
         secs = time.perf_counter() - t1
         _log(f"  inferred the whole area ({secs:.0f} s); keeping {int(test_mask.sum())} held-out px")
-        fold_results.append({"fold": fold, "steps": result["step"], "loss": result["loss"],
+        fold_results.append({"fold": fold, "steps": results[0]["step"], "loss": [r["loss"] for r in results],
                              "seconds": round(time.perf_counter() - t, 1)})  # fmt: skip
         return layers["probability"]
 
     oof = out_of_fold(folds_map, data.valid, cnn)
     timings["cnn_folds_s"] = time.perf_counter() - t0
-    if not rank0:
+    if not rank0:  # the other ranks join the later training runs, in rank 0's order
+        if config.final == "all":
+            train_fold_model(config, archive, folds, folds_map, frozenset(), data, output / "final", collective)
+        if cv.repeat_seeds:
+            _repeat_cnn(config, archive, data, collective)
         return {"rank": collective.rank, "status": "completed"}
 
     # ---- 3. the final map -----------------------------------------------------------------------------------------
     t0 = time.perf_counter()
     map_path = output / "map.zarr"
     if config.final == "all":
-        _log("stage 3/5 final map: train on all blocks and infer the whole area")
-        everywhere = np.ones(data.shape, bool)
-        model, _ = _train_fold(config, archive, None, None, data, everywhere, output / "final" / "train", collective)
-        train_folders["all blocks"] = output / "final" / "train"
+        _log(f"stage 3/{n_stages} final map: train on all blocks and infer the whole area")
+        model, _ = train_fold_model(config, archive, folds, folds_map, frozenset(), data, output / "final", collective)
+        train_folders["all blocks"] = output / "final" / f"train-s{config.train.seed}"
         _infer_full(config, archive, model, output / "final" / "map.zarr")
         final_layers = _read_map(output / "final" / "map.zarr")
         _write_map(output / "final" / "map.zarr", map_path, final_layers)
     else:
-        _log("stage 3/5 final map: the out-of-fold map (each block predicted by the model that never saw it)")
-        final_layers = {"probability": oof}
-        if "uncertainty" in _read_map(fold_maps[0]):
-            final_layers["uncertainty"] = uncertainty
+        _log(f"stage 3/{n_stages} final map: the out-of-fold map (each block predicted by the model that never saw it)")
+        final_layers = {"probability": oof, **held_layers}
         _write_map(fold_maps[0], map_path, final_layers)
     from geodl_hpc.inference.exports import export_map_geotiff
 
@@ -297,20 +423,33 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
 
     # ---- 4. baselines on the same folds and layers, scores ------------------------------------------------------
     t0 = time.perf_counter()
-    _log(f"stage 4/5 baselines {', '.join(cv.baselines)} on the same {cv.folds} folds; scoring")
+    _log(f"stage 4/{n_stages} baselines {', '.join(cv.baselines)} on the same {cv.folds} folds; scoring")
     predictors = baseline_predictors(
         data, cv.baselines, seed=cv.seed, buffer=cv.baseline_buffer, max_negatives=cv.baseline_max_negatives
     )
     results = {"cnn": score_map("cnn", oof, data, folds_map), **run_blockcv(data, folds_map, predictors)}
     timings["baselines_s"] = time.perf_counter() - t0
 
-    # ---- 5. figures, metrics.json, report.md ------------------------------------------------------------------
+    # ---- 5. the same CV on other fold assignments: mean and spread of every metric --------------------------------
+    per_seed: dict[str, list[dict[str, Any]]] = {name: [r.metrics] for name, r in results.items()}
+    if cv.repeat_seeds:
+        t0 = time.perf_counter()
+        _log(f"stage 5/{n_stages} repeats on fold seeds {list(cv.repeat_seeds)}: CNN and baselines again")
+        for name, metrics in _repeat_cnn(config, archive, data, collective).items():
+            per_seed[name] += metrics
+        for seed in cv.repeat_seeds:
+            fm = fold_map(make_folds(data.shape, (cv.blocks[0], cv.blocks[1]), cv.folds, seed), data.shape)
+            for name, r in run_blockcv(data, fm, predictors).items():
+                per_seed[name].append(r.metrics)
+        timings["repeats_s"] = time.perf_counter() - t0
+
+    # ---- 6. figures, metrics.json, report.md ------------------------------------------------------------------
     t0 = time.perf_counter()
-    _log(f"stage 5/5 report into {output}")
+    _log(f"stage {n_stages}/{n_stages} report into {output}")
     figures: dict[str, str] = {}
     if config.plots:
         from geodl_hpc.evaluation.plots import plot_probability_map
-        from geodl_hpc.inference.exports import plot_map
+        from geodl_hpc.inference.exports import plot_attribution, plot_map
 
         figures = write_figures(output, results, data)
         if "uncertainty" in final_layers:
@@ -323,6 +462,9 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
                 title="CNN: MC-dropout std with deposits",
             )
             figures["CNN uncertainty (MC dropout std)"] = unc.name
+        attribution = plot_attribution(map_path, output / "attribution_cnn.png")
+        if attribution is not None:
+            figures["CNN per-layer occlusion attribution"] = attribution.name
         figures["map.zarr preview"] = plot_map(map_path, output / "map.png").name
         curves = _learning_curves(train_folders, output / "learning_curves.png")
         if curves is not None:
@@ -335,15 +477,20 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
             "cnn": {
                 "final_map": config.final,
                 "chip": config.train.data.chip,
+                "chip_pool": config.chip_pool,
+                "ensemble": config.ensemble,
                 "sampling": dataclasses.asdict(config.sampling),
                 "model": dataclasses.asdict(config.train.model),
                 "epochs": config.train.epochs,
+                "attribution": config.infer.attribution,
                 "folds": sorted(fold_results, key=lambda r: r["fold"]),
             },
         }
     )
     cnn_metrics = results.pop("cnn").metrics
     document = metrics_document({n: r.metrics for n, r in results.items()}, setup, cnn=cnn_metrics)
+    document["spread"] = spread_summary(list(cv.seeds), per_seed)
+    document["selection"] = selection_summary(config.selection.method, config.selection.record, to_dict(config))
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     document["setup"]["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
@@ -353,8 +500,33 @@ def _run(config: ProspectivityConfig, collective: Collective) -> dict[str, Any]:
     return document
 
 
+def _repeat_cnn(
+    config: ProspectivityConfig, archive: Path, data: RasterData, collective: Collective
+) -> dict[str, list[dict[str, Any]]]:
+    """CNN metrics on each of ``cv.repeat_seeds``' fold assignments (fold models kept in ``output/repeats``;
+    maps predicted in memory, the same pixels as the tiled runner's)."""
+    from geodl_hpc.evaluation.blockcv import check_folds, fold_map, make_folds, score_map
+
+    cv = config.cv
+    x = normalised_input(archive, tuple(cv.layers), data)
+    out: list[dict[str, Any]] = []
+    for seed in cv.repeat_seeds:
+        folds = make_folds(data.shape, (cv.blocks[0], cv.blocks[1]), cv.folds, seed)
+        fm = fold_map(folds, data.shape)
+        check_folds(fm, data.positives, data.valid)
+        oof = np.full(data.shape, np.nan)
+        for k in range(cv.folds):
+            folder = Path(config.output) / "repeats" / f"seed{seed}" / str(k)
+            model, _ = train_fold_model(config, archive, folds, fm, frozenset({k}), data, folder, collective)
+            held = (fm == k) & data.valid
+            oof[held] = predict_in_memory(model, x)[held]
+        _log(f"  fold seed {seed}: CNN trained and scored on {cv.folds} folds")
+        out.append(score_map("cnn", oof, data, fm).metrics)
+    return {"cnn": out}
+
+
 def _report(document: dict[str, Any], figures: dict[str, str], config: ProspectivityConfig, tif: Path) -> str:
-    from geodl_hpc.evaluation.report import render_report
+    from geodl_hpc.evaluation.report import render_report, render_selection, render_spread
 
     text = render_report(document, figures).replace("# Prospectivity evaluation", "# Prospectivity mapping", 1)
     s = config.sampling
@@ -366,15 +538,31 @@ def _report(document: dict[str, Any], figures: dict[str, str], config: Prospecti
     )
     t = document["setup"]["timings_s"]
     negatives = f"(positive-unlabelled) {s.pu_distance}" if s.likely_negative else str(s.buffer)
+    hard = f", {100 * s.mask_negatives:.0f} % of them inside {config.cv.mask}" if s.mask_negatives else ""
+    last = config.train.seed + config.ensemble - 1
+    seeds = (
+        f"the mean probability of {config.ensemble} CNNs (seeds {config.train.seed}..{last})"
+        if config.ensemble > 1
+        else "one CNN"
+    )
+    bands = ["probability"]
+    if config.infer.mc_samples:
+        bands.append(f"uncertainty (std over {config.infer.mc_samples} MC-dropout passes)")
+    if config.infer.attribution == "occlusion":
+        bands.append(
+            "one `attribution_<layer>` band per evidence layer (occlusion: probability minus probability with "
+            "that layer at its archive mean; red where the layer raises the prediction)"
+        )
     extra = [
         "",
         "## CNN and run",
         "",
         f"CNN: {m.depth} conv layers of {m.width} channels (dropout {m.dropout}), "
-        f"{'per-pixel' if m.per_pixel else 'chip-level (mean logit)'} loss, {config.train.epochs} epochs per fold; "
-        f"{s.n_pos} positive + {s.n_neg} negative chips of {config.train.data.chip} px per fold from training "
-        f"blocks only; negatives {negatives} px from every training deposit.",
-        f"`map.zarr` / `{tif.name}`: {which}.",
+        f"{'per-pixel' if m.per_pixel else f'chip-level ({config.chip_pool} logit)'} loss, {config.train.epochs} "
+        f"epochs; each fold model is {seeds}; {s.n_pos} positive + {s.n_neg} negative chips of "
+        f"{config.train.data.chip} px per fold from training blocks only; negatives {negatives} px from every "
+        f"training deposit{hard}.",
+        f"`map.zarr` / `{tif.name}`: {which}; bands: {'; '.join(bands)}.",
         f"Runtime: {t['total_s']:.0f} s in all ({', '.join(f'{k} {v:.0f}' for k, v in t.items() if k != 'total_s')}).",
     ]
-    return text + "\n".join(extra) + "\n"
+    return text + render_spread(document) + render_selection(document) + "\n".join(extra) + "\n"

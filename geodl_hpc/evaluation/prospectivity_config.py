@@ -28,6 +28,7 @@ def _default_train() -> TrainConfig:
         epochs=16,
         lr=2e-3,
         pos_weight=1.0,
+        threads=1,  # tiny convs: one torch thread is as fast alone and far faster on a busy machine
         checkpoint_every_steps=100,
         keep_last=1,
         log_every=5,
@@ -39,7 +40,11 @@ def _default_train() -> TrainConfig:
 
 @dataclass(frozen=True)
 class CVSection:
-    """Spatial block CV shared by the CNN and the baselines (same fields and meaning as ``evaluate_baselines``)."""
+    """Spatial block CV shared by the CNN and the baselines (same fields and meaning as ``evaluate_baselines``).
+
+    ``repeat_seeds``: further fold assignments (block-to-fold deals) on which the CNN and the baselines are
+    scored again, for a mean and spread of every metric; the headline figures stay those of ``seed``.
+    """
 
     folds: int = 5
     blocks: tuple[int, ...] = (5, 5)
@@ -50,9 +55,19 @@ class CVSection:
     baselines: tuple[Literal["logistic", "gboost"], ...] = ("logistic", "gboost")
     baseline_buffer: int = 0
     baseline_max_negatives: int | None = None
+    repeat_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         self.evaluation("unused", "unused")  # the baselines job's checks
+        if self.seed in self.repeat_seeds or len(set(self.repeat_seeds)) != len(self.repeat_seeds):
+            raise ConfigError(
+                f"cv.repeat_seeds: {list(self.repeat_seeds)} must be distinct and differ from cv.seed ({self.seed})"
+            )
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Every fold assignment the run scores: ``seed`` (the headline) first, then ``repeat_seeds``."""
+        return (self.seed, *self.repeat_seeds)
 
     def evaluation(self, archive: str, output: str) -> EvaluationConfig:
         """The equivalent ``evaluate_baselines`` config (validates blocks, folds, layers, baselines)."""
@@ -89,7 +104,7 @@ class SamplingSection:
     n_pos: int = 384
     n_neg: int = 768
     buffer: int = 2
-    likely_negative: bool = False
+    likely_negative: bool = True  # chosen by nested block CV (benchmarks/results/prospectivity_tuning.md)
     pu_distance: int = 8
     mask_negatives: float = 0.0
 
@@ -103,6 +118,24 @@ class SamplingSection:
 
 
 @dataclass(frozen=True)
+class SelectionSection:
+    """Where the CNN settings of this config came from, reported in ``metrics.json`` and ``report.md``.
+
+    ``method: nested`` names the record of a nested block-CV search (``benchmarks/prospectivity_tuning.py``)
+    in ``record``; the run copies its outer-fold summary and says whether this config holds the settings that
+    search finally chose. ``fixed``: hand-set values (the run says so, and that its CNN figures are then an
+    optimistic estimate when the values were tuned on the same folds).
+    """
+
+    method: Literal["nested", "fixed"] = "nested"
+    record: str | None = "benchmarks/results/prospectivity_tuning.json"
+
+    def __post_init__(self) -> None:
+        if self.method == "nested" and not self.record:
+            raise ConfigError("selection.record: method nested needs the path of the search record (a JSON file)")
+
+
+@dataclass(frozen=True)
 class InferSection:
     """Tiled inference of each fold's model over the whole area (fields as in ``InferJobConfig``)."""
 
@@ -112,6 +145,7 @@ class InferSection:
     batch_size: int = 8
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     mc_samples: int = 8
+    attribution: Literal["none", "occlusion"] = "none"
 
     def __post_init__(self) -> None:
         from geodl_hpc.inference.config import InferJobConfig
@@ -133,6 +167,9 @@ class ProspectivityConfig:
     With ``train.model.per_pixel: false`` the loss is per chip (does the chip hold a deposit?) on ``chip_pool``
     of the per-pixel logits: ``max`` (multiple-instance learning: a chip is positive when some pixel is, so the
     per-pixel map stays sharp) or ``mean`` (every pixel of a positive chip is pushed up: a smoother map).
+
+    ``ensemble``: each fold model is the mean probability of this many CNNs trained with seeds ``train.seed``,
+    ``train.seed + 1``, ... (same chips; different initial weights and batch order).
     """
 
     job: Literal["prospectivity"] = "prospectivity"
@@ -145,8 +182,12 @@ class ProspectivityConfig:
     sampling: SamplingSection = field(default_factory=SamplingSection)
     train: TrainConfig = field(default_factory=_default_train)
     infer: InferSection = field(default_factory=InferSection)
+    ensemble: int = 1
+    selection: SelectionSection = field(default_factory=SelectionSection)
 
     def __post_init__(self) -> None:
+        if self.ensemble < 1:
+            raise ConfigError(f"ensemble: number of training seeds per fold model, at least 1; got {self.ensemble}")
         if self.train.data.label != self.cv.label:
             raise ConfigError(f"train.data.label: {self.train.data.label!r} must equal cv.label {self.cv.label!r}")
         if self.infer.mc_samples and self.train.model.dropout <= 0:

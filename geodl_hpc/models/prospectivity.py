@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -31,3 +33,31 @@ class ProspectivityCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.features(x))[:, 0]
         return logits if self.per_pixel else logits.mean(dim=(-2, -1))
+
+
+class EnsembleMean(nn.Module):
+    """Averages the probabilities of several per-pixel models (an ensemble of training seeds).
+
+    Returns the logit of the mean probability, so ``sigmoid(output)`` is the ensemble's P(deposit) and any code
+    that applies a sigmoid to a model's logits (the tiled inference runner) serves the ensemble unchanged.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("EnsembleMean: needs at least one member model")
+        self.members = nn.ModuleList(members)
+
+    @property
+    def per_pixel(self) -> bool:
+        """Whether the members return per-pixel logits (they all share one setting)."""
+        return bool(getattr(self.members[0], "per_pixel", True))
+
+    @per_pixel.setter
+    def per_pixel(self, value: bool) -> None:
+        for m in self.members:
+            m.per_pixel = value  # type: ignore[assignment]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prob = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(dim=0)
+        return torch.logit(prob, eps=1e-7)
