@@ -48,7 +48,7 @@ JOBS: dict[str, JobEntry] = {
             "train",
             "jobs.train",
             "geodl_hpc.training.config:TrainJobConfig",
-            "train a model on chips of a raster archive (any backend; resumes from the newest checkpoint)",
+            "train a model on chips of a raster archive, or a phase picker on windows of a waveform archive (resumes)",
         ),
         JobEntry(
             "infer",

@@ -9,7 +9,7 @@ from geodl_hpc.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-MODELS = ("prospectivity_cnn",)
+MODELS = ("prospectivity_cnn", "phasenet", "spectrogram_cnn")
 
 
 def build_model(name: str, in_channels: int, **options: Any) -> torch.nn.Module:
@@ -18,6 +18,10 @@ def build_model(name: str, in_channels: int, **options: Any) -> torch.nn.Module:
         from geodl_hpc.models.prospectivity import ProspectivityCNN
 
         return ProspectivityCNN(in_channels, **options)
+    if name in ("phasenet", "spectrogram_cnn"):
+        from geodl_hpc.models.picker import build_picker
+
+        return build_picker(name, in_channels, **options)
     raise ConfigError(f"train.model.name: {name!r} is not one of {', '.join(MODELS)}")
 
 

@@ -24,6 +24,8 @@ class PipelineConfig:
     expects samples planned on valid data only (see ``valid_mask``) and fails on a chip with nodata;
     ``"fill"`` sets nodata to 0 after normalisation and appends a mask channel (1 = valid).
     ``memory_budget_mb`` bounds decoded groups in flight (decoded bytes from chunk shape x dtype x layers).
+    Waveform windows of an archive with picks also carry ``y (B, 3, T)``: noise/P/S pick probabilities (Gaussian
+    of ``pick_sigma`` samples at each pick, after the ``shift`` augmentation, so ``y`` stays aligned with ``x``).
     """
 
     archive: Path
@@ -50,6 +52,8 @@ class PipelineConfig:
     noise_std: float = 0.05
     dropout_p: float = 0.2
     gain_range: tuple[float, float] = field(default=(0.5, 2.0))
+    # Waveform pick targets ``y (B, 3, T)`` (noise, P, S) from the archive's picks: Gaussian sigma in samples.
+    pick_sigma: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("chip", "batch_size", "unit_chunks", "mix_units", "num_workers"):
@@ -66,5 +70,7 @@ class PipelineConfig:
             raise PipelineError(
                 f"augment: unknown {unknown}; rasters take {RASTER_AUGMENTS}, waveforms {WAVEFORM_AUGMENTS}"
             )
+        if self.pick_sigma <= 0:
+            raise PipelineError(f"pick_sigma: must be positive (samples), got {self.pick_sigma}")
         if self.memory_budget_mb <= 0:
             raise PipelineError(f"memory_budget_mb: must be positive, got {self.memory_budget_mb}")

@@ -19,6 +19,7 @@ from geodl_hpc.sampling import UnitGrid, WaveUnits
 # Opened Zarr arrays, per worker process and archive path (Ray reuses worker processes across tasks).
 _OPEN: dict[str, dict[str, Any]] = {}
 _OPEN_ASYNC: dict[str, dict[str, Any]] = {}
+_PICKS: dict[str, dict[int, tuple[np.ndarray, np.ndarray]] | None] = {}
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class CutSpec:
     noise_std: float = 0.05
     dropout_p: float = 0.2
     gain_range: tuple[float, float] = (0.5, 2.0)
+    pick_sigma: float = 10.0  # waveform pick targets: Gaussian sigma in samples
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,68 @@ def _mix(seed: int, epoch: int, ids: np.ndarray) -> np.ndarray:
             z *= np.uint64(mult)
         z ^= z >> np.uint64(31)
     return z
+
+
+def normalise_windows(x: np.ndarray) -> np.ndarray:
+    """Per window: demean each channel, divide by the largest channel std (1 where all are flat).
+
+    ``x (..., C, T)``; float32 out. Dividing all channels by one scale keeps their amplitude ratios (P is mostly
+    vertical, S mostly horizontal). The one rule of picker training and annotation.
+    """
+    out = np.asarray(x, dtype=np.float32)
+    out = out - out.mean(axis=-1, keepdims=True)
+    scale = out.std(axis=-1, keepdims=True).max(axis=-2, keepdims=True)
+    out /= np.where(scale > 0, scale, np.float32(1.0))
+    return out
+
+
+def pick_targets(out: np.ndarray, picks: list[tuple[int, float]], sigma: float) -> None:
+    """Fill ``out (3, T)`` with noise/P/S pick probabilities: a Gaussian (``sigma`` samples) at each pick of
+    ``(phase index 1 = P | 2 = S, sample within the window)`` (picks just outside still leave their tails),
+    P and S capped at 1 and ``noise = 1 - P - S`` (P + S scaled down where they overlap above 1)."""
+    t = np.arange(out.shape[1], dtype=np.float64)
+    out[1:] = 0.0
+    for phase, at in picks:
+        out[phase] = np.maximum(out[phase], np.exp(-0.5 * ((t - at) / sigma) ** 2))
+    total = out[1] + out[2]
+    over = total > 1.0
+    if over.any():
+        out[1:, over] /= total[over]
+    out[0] = np.clip(1.0 - out[1] - out[2], 0.0, 1.0)
+
+
+PHASE_INDEX = {"P": 1, "S": 2}
+
+
+def archive_picks(path: str) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
+    """``{station: (phase index 1|2, sample)}`` of the archive's P- and S-type picks (phase names starting with P
+    or S, e.g. Pg, Sn), read once per process; None when the archive has no picks."""
+    if path in _PICKS:
+        return _PICKS[path]
+    arrays = open_arrays(path)
+    found: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+    if "pick_sample" in arrays and "pick_phase" in arrays and "pick_station" in arrays:
+        station = np.asarray(arrays["pick_station"][:], np.int64)
+        sample = np.asarray(arrays["pick_sample"][:], np.int64)
+        phase = np.array([PHASE_INDEX.get(str(p).strip()[:1].upper(), 0) for p in arrays["pick_phase"][:]])
+        keep = phase > 0
+        found = {
+            int(s): (phase[keep & (station == s)], sample[keep & (station == s)]) for s in np.unique(station[keep])
+        }
+    _PICKS[path] = found
+    return found
+
+
+def _window_targets(
+    picks: dict[int, tuple[np.ndarray, np.ndarray]], station: int, start: int, shift: int, w: int, sigma: float
+) -> np.ndarray:
+    """``(3, w)`` targets of the window at ``(station, start)`` whose samples were shifted by ``shift``."""
+    out = np.zeros((3, w), np.float32)
+    phase, sample = picks.get(station, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    at = sample - start + shift
+    near = (at > -4 * sigma) & (at < w + 4 * sigma)
+    pick_targets(out, [(int(p), float(a)) for p, a in zip(phase[near], at[near], strict=True)], sigma)
+    return out
 
 
 def decode_and_cut(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
@@ -251,9 +315,10 @@ def _waveforms(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
         )
     x[~ok] = 0.0
     if spec.normalise:
-        x -= x.mean(axis=2, keepdims=True)
-        scale = x.std(axis=(1, 2), keepdims=True)
-        x /= np.where(scale > 0, scale, 1.0)
+        x = normalise_windows(x)
+    picks = archive_picks(spec.path)
+    y = np.empty((n, 3, w), np.float32) if picks is not None else None
+    shifts = np.zeros(n, np.int64)
     if any(a in spec.augment for a in ("shift", "noise", "dropout", "gain")):
         keys = _mix(spec.seed, task.epoch, task.samples)
         for i in range(n):
@@ -261,6 +326,7 @@ def _waveforms(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
             if "shift" in spec.augment and spec.shift_max:
                 s = int(rng.integers(-spec.shift_max, spec.shift_max + 1))
                 x[i], ok[i] = _shift(x[i], s), _shift(ok[i], s)
+                shifts[i] = s
             if "gain" in spec.augment:
                 lo, hi = np.log(spec.gain_range[0]), np.log(spec.gain_range[1])
                 x[i] *= np.float32(np.exp(rng.uniform(lo, hi)))
@@ -270,7 +336,13 @@ def _waveforms(spec: CutSpec, task: GroupTask) -> dict[str, np.ndarray]:
                 x[i, int(rng.integers(0, nc))] = 0.0
     if spec.nodata == "fill":
         x = np.concatenate([x, ok.all(axis=1, keepdims=True).astype(np.float32)], axis=1)
-    return {"x": x, "index": task.samples.astype(np.int64)}
+    out: dict[str, np.ndarray] = {"x": x, "index": task.samples.astype(np.int64)}
+    if picks is not None and y is not None:
+        for i in range(n):
+            st, t0 = int(task.positions[i, 0]), int(task.positions[i, 1])
+            y[i] = _window_targets(picks, st, t0, int(shifts[i]), w, spec.pick_sigma)
+        out["y"] = y
+    return out
 
 
 def _shift(a: np.ndarray, s: int) -> np.ndarray:

@@ -103,6 +103,7 @@ def build_spec(config: PipelineConfig) -> tuple[CutSpec, dict[str, dict[str, Any
         noise_std=config.noise_std,
         dropout_p=config.dropout_p,
         gain_range=config.gain_range,
+        pick_sigma=config.pick_sigma,
     )
     return spec, stats
 
@@ -309,7 +310,7 @@ class ChipPipeline:
     def iter_epoch(
         self, epoch: int, rank: int = 0, n_ranks: int = 1, cursor: Cursor | None = None
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Torch batches (``x`` float32 [B, C, K, K] or [B, C, T], ``y`` if a label layer, ``index``) of this
+        """Torch batches (``x`` float32 [B, C, K, K] or [B, C, T], ``y`` if a label layer or picks, ``index``) of this
         rank's share of the epoch; ``self.cursor`` after each batch is what a checkpoint stores."""
         import torch
 

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from geodl_hpc.archive.synthetic_seismic import SyntheticSeismicConfig
 from geodl_hpc.config import to_dict
 from geodl_hpc.errors import ConfigError
 
@@ -17,18 +18,32 @@ RESUME_SAFE = ("epochs", "log_every", "progress", "keep_last", "checkpoint_every
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which model (``geodl_hpc.models.build_model``) and its options."""
+    """Which model (``geodl_hpc.models.build_model``) and its options.
 
-    name: Literal["prospectivity_cnn"] = "prospectivity_cnn"
+    ``prospectivity_cnn`` (rasters) uses width, depth, per_pixel, dropout; the phase pickers ``phasenet`` and
+    ``spectrogram_cnn`` (waveforms) use width, depth, kernel, dropout (and n_fft, hop for the spectrogram).
+    """
+
+    name: Literal["prospectivity_cnn", "phasenet", "spectrogram_cnn"] = "prospectivity_cnn"
     width: int = 16
     depth: int = 3
     per_pixel: bool = True
     dropout: float = 0.0
+    kernel: int = 7
+    n_fft: int = 64
+    hop: int = 4
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """What the pipeline serves: chip side, layers, label, batch size, sample count and the local/Ray backend."""
+    """What the pipeline serves: chip side, layers, label, batch size, sample count and the local/Ray backend.
+
+    Waveform archives: ``chip`` is the window length in samples; ``n_samples`` windows, ``noise_fraction`` of them
+    pick-free noise windows and the rest around picks (``pick_jitter`` samples of random offset, default 0.4 x
+    window); ``split`` keeps only stations whose ``split`` variable matches (synthetic-on-real archives) and
+    ``eval_split`` is measured after training (``validation.json``). ``pick_sigma`` (samples) shapes the targets;
+    ``shift_max``, ``noise_std``, ``dropout_p`` and ``gain_range`` set the waveform augmentations' strengths.
+    """
 
     chip: int = 16
     layers: tuple[str, ...] | None = None
@@ -40,6 +55,19 @@ class DataConfig:
     backend: Literal["ray", "local"] = "local"
     num_workers: int = 2
     augment: tuple[str, ...] = ()
+    pick_sigma: float = 10.0
+    noise_fraction: float = 0.3
+    pick_jitter: int | None = None
+    split: str | None = None
+    eval_split: str | None = None
+    shift_max: int = 0
+    noise_std: float = 0.05
+    dropout_p: float = 0.2
+    gain_range: tuple[float, float] = (0.5, 2.0)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.noise_fraction < 1.0:
+            raise ConfigError(f"train.data.noise_fraction: must be in [0, 1), got {self.noise_fraction}")
 
 
 @dataclass(frozen=True)
@@ -95,9 +123,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainJobConfig:
-    """The ``train`` job: which archive, where outputs go, and the training section."""
+    """The ``train`` job: which archive, where outputs go, and the training section.
+
+    ``synthetic`` (waveform pickers): build a synthetic-on-real archive at ``archive`` first when it is missing
+    (see ``geodl_hpc.archive.synthetic_seismic``).
+    """
 
     job: Literal["train"] = "train"
     archive: str = "runs/demo/murchison.zarr"
     output: str = "runs/train"
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    synthetic: SyntheticSeismicConfig | None = None
