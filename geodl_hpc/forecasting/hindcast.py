@@ -9,9 +9,11 @@ the future and comparing.
 
 Work items are (model, block of ``refit_every * refits_per_item`` test windows); each fits its refits, writes
 its slice of ``forecasts/MODEL.zarr`` and returns one row per window and test (observed statistic, quantiles,
-pass/fail, events, expected events, log-likelihood). :mod:`geodl_hpc.launch.campaign` runs them (in-process,
-Ray, Slurm array), resumes a killed run and concatenates the pieces; the information gain against the
-reference model is added to the final table, then plots and ``report.md`` are written.
+pass/fail, events, expected events, log-likelihood): N, L, CL, S, M and Brier for every model, paired T and W
+against the reference model (whose rates the item recomputes, see :func:`reference_rates`) for the others.
+:mod:`geodl_hpc.launch.campaign` runs them (in-process, Ray, Slurm array), resumes a killed run and concatenates
+the pieces; the information gain against the reference model is added to the final table, then the whole-period
+tests, Molchan area skill scores, plots and ``report.md`` are written.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geodl_hpc.errors import ConfigError, InputDataError
-from geodl_hpc.forecasting.hindcast_config import HindcastConfig, ModelConfig
+from geodl_hpc.forecasting.hindcast_config import PAIRED_TESTS, CatalogConfig, HindcastConfig, ModelConfig
 from geodl_hpc.osutil import atomic_write_text
 
 if TYPE_CHECKING:
@@ -43,6 +45,9 @@ MS_PER_DAY = 86_400_000
 # Pass/fail at the CSEP level (Zechar et al. 2010), as evaluation.csep.plots colours them: the N-test passes when
 # both deltas are >= 0.025, the one-sided likelihood tests when the quantile is >= 0.025.
 N_ALPHA = 0.025
+# Paired tests: a model beats the reference in a window when the T-test's (1 - T_ALPHA) interval of the
+# information gain lies above 0, and (W-test) when the signed-rank p-value is below T_ALPHA with a positive gain.
+T_ALPHA = 0.05
 ALPHA = 0.025
 
 
@@ -119,18 +124,44 @@ def load_events(config: HindcastConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
             rng,
             burn_in_days=c.etas.burn_in_days,
         )
-        info = {"synthetic": True, **table.attrs["synthetic"], "seed": c.etas.seed, "file": ETAS_CATALOG}
-        return table, info
+        return table, {"synthetic": True, **table.attrs["synthetic"], "seed": c.etas.seed, "file": ETAS_CATALOG}
     path = _catalog_path(config)
     if not path.exists():
         raise InputDataError(f"catalog.path: {path} does not exist; give a catalog file or an ingested archive")
-    if path.suffix == ".parquet" or path.is_dir():
+    info: dict[str, Any] = {"synthetic": False, "file": str(path)}
+    if c.event_types is not None:
+        table, info["excluded_event_types"] = _read_event_types(path, c)
+    elif path.suffix == ".parquet" or path.is_dir():
         table = open_catalog(path)
     else:
         table = read_catalog_table(path, c.format, depth_unit=c.depth_unit)
     if c.max_depth_km is not None:
         table = table[~(table["depth_km"] > c.max_depth_km)].reset_index(drop=True)
-    return table, {"synthetic": False, "file": str(path), "events": len(table)}
+    return table, {**info, "events": len(table)}
+
+
+def _read_event_types(path: Path, c: CatalogConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """A CSV catalog without the rows whose ``event_type`` is not in ``c.event_types`` (the catalog reader
+    drops that column, so the rows are filtered first); also how many rows of each other type were dropped."""
+    import tempfile
+
+    import pandas as pd
+
+    from geodl_hpc.archive.catalog import read_catalog_table
+
+    if path.suffix == ".parquet" or path.is_dir():
+        raise ConfigError(f"catalog.event_types: {path} is an ingested archive without event types; remove the key")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "event_type" not in raw.columns:
+        raise InputDataError(f"catalog.event_types: {path} has no event_type column; remove catalog.event_types")
+    kind = raw["event_type"].str.strip()
+    keep = kind.isin(list(c.event_types or ()))
+    dropped = {str(k): int(n) for k, n in kind[~keep].value_counts().items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        filtered = Path(tmp) / path.name
+        raw[keep].to_csv(filtered, index=False)
+        table = read_catalog_table(filtered, c.format, depth_unit=c.depth_unit)
+    return table, dropped
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -271,16 +302,30 @@ def forecast_block(model: ModelConfig, inputs: Inputs, item: HindcastItem, refit
     """Rates (stop - first, C, M) of ``item``'s windows: refit at each origin on windows before it only.
 
     The forecaster sees counts and features of windows ``< item.stop`` only (never the future of the block)."""
+    return forecast_windows(model, inputs, item.first, item.stop, refit_every, run)
+
+
+def forecast_windows(
+    model: ModelConfig, inputs: Inputs, first: int, stop: int, refit_every: int, run: Path, output: str = ""
+) -> np.ndarray:
+    """Rates (stop - first, C, M) of windows ``first .. stop - 1`` with ``model``'s refit origins (every
+    ``refit_every`` test windows from the first test window), seeing windows ``< stop`` only; ``output``
+    overrides the RNN's checkpoint folder (the reference recomputed inside another model's item)."""
     from geodl_hpc.forecasting.forecasters import build_forecaster
 
-    counts = inputs.counts[: item.stop]
-    features = inputs.features[: item.stop] if model.name == "rnn" else np.zeros((item.stop, 1, 1), np.float32)
-    out = np.empty((item.stop - item.first, inputs.grid.n_cells, inputs.grid.n_mags), dtype=np.float64)
-    for origin in range(item.first, item.stop, refit_every):
-        forecaster = build_forecaster(model.name, forecaster_options(model, inputs, run, item.stop))
+    counts = inputs.counts[:stop]
+    features = inputs.features[:stop] if model.name == "rnn" else np.zeros((stop, 1, 1), np.float32)
+    out = np.empty((stop - first, inputs.grid.n_cells, inputs.grid.n_mags), dtype=np.float64)
+    origin = inputs.first_test + ((first - inputs.first_test) // refit_every) * refit_every
+    while origin < stop:
+        options = forecaster_options(model, inputs, run, stop)
+        if output and model.name == "rnn":
+            options["output"] = output
+        forecaster = build_forecaster(model.name, options)
         forecaster.fit(counts, features, origin)
-        for w in range(origin, min(origin + refit_every, item.stop)):
-            out[w - item.first] = forecaster.rates(w)
+        for w in range(max(origin, first), min(origin + refit_every, stop)):
+            out[w - first] = forecaster.rates(w)
+        origin += refit_every
     return out
 
 
@@ -302,12 +347,19 @@ def evaluate_block(
     tests: Sequence[str],
     n_sim: int,
     seeds: Sequence[int],
+    reference: tuple[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """One row per window and test of a block: the vectorised CSEP kernels run once per test on (W, C, M)."""
+    """One row per window and test of a block: the vectorised CSEP kernels run once per test on (W, C, M).
+
+    ``reference`` (label, rates of the same windows) adds the paired T and W rows against it; without it (the
+    reference model itself) those tests are skipped. Columns beyond the consistency tests' observed statistic,
+    quantile(s) and pass: ``versus`` (the reference of a paired row), ``ci_lower``/``ci_upper`` (the T-test's
+    interval of the information gain) and ``t_statistic``."""
     import pandas as pd
 
     from geodl_hpc.evaluation.csep import kernels
 
+    n = len(windows)
     n_events = counts.sum(axis=(1, 2)).astype(np.int64)
     n_fore = rates.sum(axis=(1, 2))
     base = {
@@ -320,18 +372,43 @@ def evaluate_block(
         "n_fore": n_fore,
         "log_likelihood": log_likelihoods(rates, counts),
     }
+    paired = None
+    if reference is not None and any(t in PAIRED_TESTS for t in tests):
+        paired = kernels.t_test(rates, reference[1], counts, alpha=T_ALPHA)
     frames = []
     for test in tests:
-        if test == "N":
+        nan = np.full(n, np.nan)
+        extra: dict[str, Any] = {"versus": "", "ci_lower": nan, "ci_upper": nan, "t_statistic": nan}
+        q2 = nan
+        if test in PAIRED_TESTS:
+            if reference is None or paired is None:
+                continue
+            gain = np.asarray(paired.observed_statistic, dtype=np.float64).reshape(n)
+            extra["versus"] = reference[0]
+            if test == "T":
+                result = paired
+                lower = np.asarray(paired.extra["ig_lower"], dtype=np.float64).reshape(n)
+                extra["ci_lower"] = lower
+                extra["ci_upper"] = np.asarray(paired.extra["ig_upper"], dtype=np.float64).reshape(n)
+                extra["t_statistic"] = np.asarray(paired.extra["t_statistic"], dtype=np.float64).reshape(n)
+                q1 = nan
+                passed = lower > 0  # significantly more informative than the reference
+            else:
+                result = kernels.w_test(rates, reference[1], counts)
+                q1 = np.asarray(result.quantile, dtype=np.float64).reshape(n)
+                passed = (q1 < T_ALPHA) & (gain > 0)  # the median difference is significant, gain positive
+        elif test == "N":
             result = kernels.n_test(rates, counts)
-            q = np.asarray(result.quantile, dtype=np.float64).reshape(len(windows), 2)
+            q = np.asarray(result.quantile, dtype=np.float64).reshape(n, 2)
             q1, q2 = q[:, 0], q[:, 1]
             passed = np.minimum(q1, q2) >= N_ALPHA
         else:
             seed = seeds[list(tests).index(test)]
-            result = kernels.likelihood_test(test, rates, counts, n_sim=n_sim, seed=seed)
-            q1 = np.asarray(result.quantile, dtype=np.float64).reshape(len(windows))
-            q2 = np.full(len(windows), np.nan)
+            if test == "Brier":
+                result = kernels.brier_score(rates, counts, n_sim=n_sim, seed=seed)
+            else:
+                result = kernels.likelihood_test(test, rates, counts, n_sim=n_sim, seed=seed)
+            q1 = np.asarray(result.quantile, dtype=np.float64).reshape(n)
             passed = q1 >= ALPHA
         frames.append(
             pd.DataFrame(
@@ -342,6 +419,7 @@ def evaluate_block(
                     "quantile": q1,
                     "quantile_2": q2,
                     "passed": passed,
+                    **extra,
                 }
             )
         )
@@ -374,9 +452,33 @@ class HindcastCompute:
         origins = item.first + ((windows - item.first) // refit_every) * refit_every
         counts = inputs.counts[item.first : item.stop]
         seeds = item_seeds(self.config.seed, index, item.first, len(self.config.tests))
+        reference = None
+        if item.model != self.config.reference_model and any(t in PAIRED_TESTS for t in self.config.tests):
+            reference = (self.config.reference_model, reference_rates(self.config, inputs, item, run))
         return evaluate_block(
-            item.model, rates, counts, windows, inputs.edges, origins, self.config.tests, self.config.n_sim, seeds
+            item.model,
+            rates,
+            counts,
+            windows,
+            inputs.edges,
+            origins,
+            self.config.tests,
+            self.config.n_sim,
+            seeds,
+            reference,
         )
+
+
+def reference_rates(config: HindcastConfig, inputs: Inputs, item: HindcastItem, run: Path) -> np.ndarray:
+    """The reference model's rates of ``item``'s windows, recomputed here with the reference's own refit origins
+    and the same view of the data (windows ``< item.stop``), so the item needs no other item's output.
+
+    Recomputing, rather than reading ``forecasts/REFERENCE.zarr``, keeps every item independent of the order
+    items run in (Ray tasks and array tasks run concurrently) and of ``write_forecasts``; the reference is
+    usually the cheapest model. An RNN reference gets its own checkpoint folder per item."""
+    model = next(m for m in config.models if m.key == config.reference_model)
+    output = str(run / "models" / model.key / f"for-{item.key}")
+    return forecast_windows(model, inputs, item.first, item.stop, config.refit_every(model), run, output)
 
 
 # ------------------------------------------------------------------------------------------------ forecasts
@@ -501,30 +603,79 @@ class AddInformationGain:
         return out.drop(columns="_t").reset_index(drop=True)
 
 
-def whole_period_tests(run: Path, config: HindcastConfig, inputs: Inputs) -> dict[str, list[Any]]:
+def whole_period_tests(run: Path, config: HindcastConfig, inputs: Inputs) -> dict[str, dict[str, Any]]:
     """Each model's tests over the whole test period (the test windows pooled as independent space-time bins:
-    cumulative kernels, last window), from the forecast Zarrs; ``{model: [TestResult per test]}``."""
+    cumulative kernels, last window; W and Brier on the pooled bins), from the forecast Zarrs;
+    ``{model: {test: TestResult}}`` (no T/W entry for the reference model)."""
     from geodl_hpc.evaluation.csep import kernels
 
     counts = inputs.counts[inputs.first_test :]
-    out: dict[str, list[Any]] = {}
+    reference = config.reference_model
+    ref_rates = read_forecast_rates(run, reference)
+    out: dict[str, dict[str, Any]] = {}
     for index, model in enumerate(config.models):
         rates = read_forecast_rates(run, model.key)
-        results = []
+        results: dict[str, Any] = {}
         for k, test in enumerate(config.tests):
+            seed = item_seeds(config.seed, index, len(inputs.edges), len(config.tests))[k]
+            if test in PAIRED_TESTS and model.key == reference:
+                continue
             if test == "N":
-                result = kernels.cumulative_n_test(rates, counts)
+                result = kernels.cumulative_n_test(rates, counts).windows()[-1]
+            elif test == "T":
+                result = kernels.cumulative_t_test(rates, ref_rates, counts, alpha=T_ALPHA).windows()[-1]
+            elif test == "W":
+                result = kernels.w_test(*(_pool(x) for x in (rates, ref_rates, counts)))
+            elif test == "Brier":
+                result = kernels.brier_score(_pool(rates), _pool(counts), n_sim=config.n_sim, seed=seed)
             else:
-                seed = item_seeds(config.seed, index, len(inputs.edges), len(config.tests))[k]
-                result = kernels.cumulative(kernels.likelihood_test(test, rates, counts, n_sim=config.n_sim, seed=seed))
-            results.append(result.windows()[-1])
+                likelihood = kernels.likelihood_test(test, rates, counts, n_sim=config.n_sim, seed=seed)
+                result = kernels.cumulative(likelihood).windows()[-1]
+            results[test] = result
         out[model.key] = results
     return out
 
 
-def _passes(test: str, quantile: Any) -> bool:
-    q = np.atleast_1d(np.asarray(quantile, dtype=np.float64))
-    return bool(np.min(q[:2]) >= N_ALPHA) if test == "N" else bool(q[0] >= ALPHA)
+def _pool(x: np.ndarray) -> np.ndarray:
+    """(W, C, M) -> (W * C, M): every window's cells as bins of one space-time forecast."""
+    return x.reshape(-1, x.shape[-1])
+
+
+def molchan_scores(run: Path, config: HindcastConfig, inputs: Inputs) -> dict[str, dict[str, float | None]]:
+    """Area skill score of each model's Molchan diagram: over the whole period (rates and events summed over
+    the test windows, as ``plots/molchan_roc.png``) and the mean over windows with events."""
+    from geodl_hpc.evaluation.csep import kernels
+
+    counts = inputs.counts[inputs.first_test :]
+    active = counts.sum(axis=(1, 2)) > 0
+    out: dict[str, dict[str, float | None]] = {}
+    for model in config.models:
+        rates = read_forecast_rates(run, model.key)
+        pooled = kernels.area_skill_score(*kernels.molchan_curve(rates.sum(axis=0), counts.sum(axis=0)))
+        per_window = np.asarray(kernels.area_skill_score(*kernels.molchan_curve(rates, counts)), dtype=np.float64)
+        mean = float(np.mean(per_window[active])) if active.any() else float("nan")
+        out[model.key] = {"whole_period": _round(pooled), "mean_per_window": _round(mean)}
+    return out
+
+
+def _passes(test: str, result: Any) -> bool:
+    """The pass rule of the per-window rows applied to a whole-period result."""
+    q = np.atleast_1d(np.asarray(result.quantile, dtype=np.float64))
+    if test == "N":
+        return bool(np.min(q[:2]) >= N_ALPHA)
+    if test == "T":
+        return bool(result.extra["ig_lower"] > 0)
+    if test == "W":
+        return False  # decided with the T-test's sign in _whole_period_entry
+    return bool(q[0] >= ALPHA)
+
+
+def _whole_period_entry(test: str, result: Any, results: dict[str, Any]) -> dict[str, Any]:
+    passed = _passes(test, result)
+    if test == "W":
+        gain = results["T"].observed_statistic if "T" in results else np.nan
+        passed = bool(float(result.quantile) < T_ALPHA and gain > 0)
+    return {**result.to_dict(), "passed": passed}
 
 
 def summarise(table: pd.DataFrame, reference: str) -> dict[str, Any]:
@@ -631,14 +782,15 @@ def run_hindcast(config: HindcastConfig) -> dict[str, Any]:
         "grid": {"cells": inputs.grid.n_cells, "mags": inputs.grid.n_mags, **inputs.grid.to_dict()},
         "models": summarise(table, config.reference_model),
     }
-    whole: dict[str, list[Any]] = {}
+    whole: dict[str, dict[str, Any]] = {}
     if config.write_forecasts:
         whole = whole_period_tests(run, config, inputs)
         for model, results in whole.items():
             summary["models"][model]["whole_period"] = {
-                test: {**r.to_dict(), "passed": _passes(test, r.quantile)}
-                for test, r in zip(config.tests, results, strict=True)
+                test: _whole_period_entry(test, r, results) for test, r in results.items()
             }
+        for model, scores in molchan_scores(run, config, inputs).items():
+            summary["models"][model]["molchan_area_skill_score"] = scores
     if config.plots:
         from geodl_hpc.forecasting.hindcast_plots import write_plots
 
@@ -648,6 +800,21 @@ def run_hindcast(config: HindcastConfig) -> dict[str, Any]:
     atomic_write_text(run / "report.md", render_report(summary, table))
     summary["report"] = str(run / "report.md")
     return summary
+
+
+def _whole_period_cell(test: str, r: dict[str, Any] | None) -> str:
+    """One whole-period cell of report.md: the quantile (T: gain and interval, W: p-value) and pass/FAIL."""
+    if r is None:
+        return "-"
+    verdict = "pass" if r["passed"] else "FAIL"
+    if test == "T":
+        gain, lower, upper = (r.get(k) for k in ("observed_statistic", "ig_lower", "ig_upper"))
+        if gain is None or lower is None or upper is None:
+            return f"n/a {verdict}"
+        return f"{gain:.3f} [{lower:.3f}, {upper:.3f}] {verdict}"
+    q = r["quantile"]
+    shown = f"{min(q):.3f}" if isinstance(q, list) else f"{q:.3f}" if q is not None else "n/a"
+    return f"{shown} {verdict}"
 
 
 def render_report(summary: dict[str, Any], table: pd.DataFrame) -> str:
@@ -679,33 +846,42 @@ def render_report(summary: dict[str, Any], table: pd.DataFrame) -> str:
         "",
     ]
     tests = list(dict.fromkeys(table["test"]))
-    lines.append("| model | windows | events | expected | log-likelihood | IG/event | " + " | ".join(tests) + " |")
-    lines.append("|---" * (6 + len(tests)) + "|")
+    has_ass = any("molchan_area_skill_score" in s for s in summary["models"].values())
+    head = "| model | windows | events | expected | log-likelihood | IG/event | "
+    head += "Molchan ASS pooled / per window | " if has_ass else ""
+    lines.append(head + " | ".join(tests) + " |")
+    lines.append("|---" * (6 + has_ass + len(tests)) + "|")
     for model, s in summary["models"].items():
         ig = s[f"information_gain_vs_{summary['reference']}"]
-        rates = " | ".join(f"{100 * s['pass_rate'].get(t, float('nan')):.0f}%" for t in tests)
+        rates = " | ".join(f"{100 * s['pass_rate'][t]:.0f}%" if t in s["pass_rate"] else "-" for t in tests)
+        scores = s.get("molchan_area_skill_score", {})
+        ass = f"{scores.get('whole_period')} / {scores.get('mean_per_window')} | " if has_ass else ""
         lines.append(
             f"| {model} | {s['windows']} | {s['events']} | {s['expected_events']:.1f} | {s['log_likelihood']} | "
-            f"{ig} | {rates} |"
+            f"{ig} | {ass}{rates} |"
         )
     if any("whole_period" in s for s in summary["models"].values()):
         lines += ["", "## Whole test period (windows pooled): quantile, pass", ""]
         lines.append("| model | " + " | ".join(tests) + " |")
         lines.append("|---" * (1 + len(tests)) + "|")
         for model, s in summary["models"].items():
-            cells = []
-            for t in tests:
-                r = s["whole_period"][t]
-                q = r["quantile"]
-                shown = f"{min(q):.3f}" if isinstance(q, list) else f"{q:.3f}" if q is not None else "n/a"
-                cells.append(f"{shown} {'pass' if r['passed'] else 'FAIL'}")
+            cells = [_whole_period_cell(t, s["whole_period"].get(t)) for t in tests]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    paired = [t for t in tests if t in PAIRED_TESTS]
     lines += [
         "",
-        "A window passes the N-test when both quantiles are >= 0.025 (shown: the smaller) and the L/CL/S/M tests "
-        "when the quantile is >= 0.025. The full table (one row per model, window and test) is `results.csv`.",
-        "",
+        "A window passes the N-test when both quantiles are >= 0.025 (shown: the smaller) and the L/CL/S/M/Brier "
+        "tests when the quantile is >= 0.025. The full table (one row per model, window and test) is `results.csv`.",
     ]
+    if paired:
+        lines.append(
+            f"Paired tests against `{summary['reference']}` (no row for the reference itself): T passes when the "
+            f"{100 * (1 - T_ALPHA):.0f} % interval of the information gain per event lies above 0 (whole period: "
+            f"gain [interval]); W passes when its p-value is < {T_ALPHA} and the gain is positive (shown: p). "
+            "Molchan ASS: area skill score of the Molchan diagram (0.5: no skill) of the test windows summed "
+            "(pooled) and its mean over the windows with events (per window)."
+        )
+    lines.append("")
     for name, path in summary.get("plots", {}).items():
         lines += [f"![{name}]({Path(path).relative_to(summary['output'])})", ""]
     return "\n".join(lines)

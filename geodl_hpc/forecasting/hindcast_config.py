@@ -16,7 +16,9 @@ import numpy as np
 from geodl_hpc.errors import ConfigError
 from geodl_hpc.launch.campaign import CampaignConfig
 
-TESTS = ("N", "L", "CL", "S", "M")
+CONSISTENCY_TESTS = ("N", "L", "CL", "S", "M", "Brier")  # one forecast against the observed events
+PAIRED_TESTS = ("T", "W")  # a model against the reference model, per window (not run for the reference itself)
+TESTS = CONSISTENCY_TESTS + PAIRED_TESTS
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*")
 
 
@@ -38,6 +40,7 @@ class CatalogConfig:
     format: str = "auto"  # as `geodl ingest catalog --format`
     depth_unit: str = "auto"
     max_depth_km: float | None = None  # drop deeper events
+    event_types: list[str] | None = None  # CSV only: keep rows whose ``event_type`` is one of these (no blasts)
     etas: EtasCatalogConfig | None = None
 
     def __post_init__(self) -> None:
@@ -45,6 +48,8 @@ class CatalogConfig:
             raise ConfigError("catalog.path: give a catalog file or archive, or a catalog.etas section to simulate one")
         if self.path and self.etas is not None:
             raise ConfigError("catalog: give either path or etas, not both")
+        if self.event_types is not None and not self.event_types:
+            raise ConfigError("catalog.event_types: give at least one type (e.g. [earthquake]) or leave it out")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +136,7 @@ class HindcastConfig:
     models: list[ModelConfig] = dataclasses.field(default_factory=lambda: [ModelConfig("uniform_poisson")])
     reference: str = ""  # label of the model information gains are measured against (default: the first)
     tests: list[str] = dataclasses.field(default_factory=lambda: list(TESTS))
-    n_sim: int = 1000  # simulated catalogs of the L, CL, S and M tests
+    n_sim: int = 1000  # simulated catalogs of the L, CL, S, M tests and the Brier score
     seed: int = 0
     lookbacks: list[int] = dataclasses.field(default_factory=lambda: [1, 3, 12, 36])  # history features, in windows
     write_forecasts: bool = True  # forecasts/<model>.zarr: rates of every test window

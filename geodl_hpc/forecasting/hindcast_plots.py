@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geodl_hpc.evaluation.plots import _figure, save_figure_atomic
+from geodl_hpc.forecasting.hindcast_config import CONSISTENCY_TESTS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +37,7 @@ def plot_tests(table: pd.DataFrame, path: Path) -> Path:
     the share of windows passing over a rolling span (95 % N, 97.5 % others for a forecast consistent with the data)."""
     from geodl_hpc.forecasting.hindcast import ALPHA, N_ALPHA
 
-    tests = list(dict.fromkeys(table["test"]))
+    tests = [t for t in dict.fromkeys(table["test"]) if t in CONSISTENCY_TESTS]  # T/W: information_gain_*.png
     n_windows = table["window"].nunique()
     span = max(5, n_windows // 40)
     fig, axes = _figure(nrows=len(tests), figsize=(8, 1.8 * len(tests) + 0.6), sharex=True, squeeze=False)
@@ -122,7 +123,11 @@ def plot_forecast_map(
 
 
 def write_plots(
-    run: Path, config: HindcastConfig, inputs: Inputs, table: pd.DataFrame, whole: dict[str, list[Any]] | None = None
+    run: Path,
+    config: HindcastConfig,
+    inputs: Inputs,
+    table: pd.DataFrame,
+    whole: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, str]:
     """Every figure into ``run/plots``; Molchan/ROC and the map need the forecast Zarrs (write_forecasts)."""
     from geodl_hpc.forecasting.binning import event_times_ms
@@ -155,8 +160,9 @@ def write_plots(
             title = f"{model} over {reference}: paired T-test gain per earthquake (95 % interval)"
             out[name] = plots.plot_information_gain(per, folder / f"{name}.png", cum, times, title)
         if whole:
-            results = [r for rs in whole.values() for r in rs]
-            labels = [m for m, rs in whole.items() for _ in rs]
+            consistency = [(m, r) for m, rs in whole.items() for t, r in rs.items() if t in CONSISTENCY_TESTS]
+            results = [r for _, r in consistency]
+            labels = [m for m, _ in consistency]
             title = f"Whole test period: {len(test_counts)} windows pooled"
             out["whole_period"] = plots.plot_test_results(results, folder / "whole_period.png", title, labels)
         busiest = int(np.argmax(test_counts.sum(axis=(1, 2))))

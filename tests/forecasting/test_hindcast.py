@@ -21,11 +21,24 @@ from geodl_hpc.archive.catalog import read_catalog_table
 from geodl_hpc.config import from_dict, read_yaml, to_dict
 from geodl_hpc.errors import ConfigError
 from geodl_hpc.evaluation.csep.forecast import read_forecast
-from geodl_hpc.evaluation.csep.kernels import t_test
+from geodl_hpc.evaluation.csep.kernels import (
+    area_skill_score,
+    brier_score,
+    cumulative_t_test,
+    molchan_curve,
+    t_test,
+    w_test,
+)
 from geodl_hpc.forecasting.binning import bin_catalog, window_edges
 from geodl_hpc.forecasting.forecasters import build_forecaster
-from geodl_hpc.forecasting.hindcast import build_grid, export_window_forecast, read_forecast_rates, window_forecast
-from geodl_hpc.forecasting.hindcast_config import HindcastConfig
+from geodl_hpc.forecasting.hindcast import (
+    build_grid,
+    export_window_forecast,
+    item_seeds,
+    read_forecast_rates,
+    window_forecast,
+)
+from geodl_hpc.forecasting.hindcast_config import PAIRED_TESTS, HindcastConfig
 from geodl_hpc.forecasting.scores import information_gain_per_event, poisson_log_likelihood
 from geodl_hpc.launch.campaign import KILL_ENV, CampaignError
 from jobs.hindcast import main
@@ -57,9 +70,15 @@ def test_table_has_one_row_per_model_window_and_test(ridgecrest: Run) -> None:
     cfg, summary, table = ridgecrest
     n_test = summary["windows"]["test"]
     assert n_test == 12 and summary["catalog"]["synthetic"] is False
-    assert len(table) == len(cfg.models) * n_test * len(cfg.tests)
+    paired = [t for t in cfg.tests if t in PAIRED_TESTS]
+    assert paired == ["T", "W"] and "Brier" in cfg.tests
+    # paired tests: one row per window for every model but the reference
+    assert len(table) == len(cfg.models) * n_test * len(cfg.tests) - n_test * len(paired)
     assert not table.duplicated(["model", "window", "test"]).any()
     assert set(table["model"]) == {m.key for m in cfg.models} and set(table["test"]) == set(cfg.tests)
+    is_paired = table["test"].isin(paired)
+    assert set(table.loc[is_paired, "model"]) == {m.key for m in cfg.models[1:]}
+    assert (table.loc[is_paired, "versus"] == "uniform_poisson").all() and (table.loc[~is_paired, "versus"] == "").all()
     assert table["window_start"].min() == pd.Timestamp("2019-07-07", tz="UTC")
     assert table["window_end"].max() == pd.Timestamp("2019-07-13", tz="UTC")
     assert summary["campaign"]["computed"] == summary["campaign"]["n_items"] == 3 * 6
@@ -118,6 +137,90 @@ def test_numbers_agree_with_an_independent_recomputation(ridgecrest: Run, tmp_pa
     np.testing.assert_allclose(t.observed_statistic, n_rows.loc["smoothed_5km", "information_gain"], rtol=1e-9)
     # on a sequence that clusters on the faults, the smoothed models beat the uniform reference
     assert summary["models"]["smoothed_5km"]["information_gain_vs_uniform_poisson"] > 0.5
+
+
+def _rows(table: pd.DataFrame, model: str, test: str) -> pd.DataFrame:
+    return table[(table["model"] == model) & (table["test"] == test)].sort_values("window")
+
+
+def test_brier_t_and_w_rows_agree_with_direct_kernel_calls(ridgecrest: Run) -> None:
+    """Brier per item block with the item's seed; T and W per window against the reference's stored forecasts;
+    the whole-period T, W and Molchan area skill score in the summary from the pooled windows."""
+    cfg, summary, table = ridgecrest
+    run, first = Path(summary["output"]), 2
+    counts = bin_catalog(
+        read_catalog_table(Path(summary["catalog"]["file"])),
+        build_grid(cfg),
+        window_edges(cfg.period.training_start, cfg.period.test_end, cfg.period.window_days),
+    )[first:]
+    reference = read_forecast_rates(run, "uniform_poisson")
+    block = cfg.block(cfg.models[0])
+    for index, m in enumerate(cfg.models):
+        rates = read_forecast_rates(run, m.key)
+        brier = _rows(table, m.key, "Brier")
+        for start in range(0, len(counts), block):
+            seed = item_seeds(cfg.seed, index, first + start, len(cfg.tests))[cfg.tests.index("Brier")]
+            direct = brier_score(
+                rates[start : start + block], counts[start : start + block], n_sim=cfg.n_sim, seed=seed
+            )
+            rows = brier.iloc[start : start + block]
+            np.testing.assert_allclose(rows["observed_statistic"], direct.observed_statistic, rtol=1e-12)
+            np.testing.assert_allclose(rows["quantile"], direct.quantile, rtol=0, atol=0)
+            assert (rows["passed"].to_numpy() == (np.asarray(direct.quantile) >= 0.025)).all()
+        whole = summary["models"][m.key]
+        pooled_ass = area_skill_score(*molchan_curve(rates.sum(axis=0), counts.sum(axis=0)))
+        assert whole["molchan_area_skill_score"]["whole_period"] == pytest.approx(pooled_ass, abs=1e-4)
+        if m.key == "uniform_poisson":
+            assert not {"T", "W"} & set(whole["whole_period"])
+            continue
+        t, w = t_test(rates, reference, counts), w_test(rates, reference, counts)
+        t_rows, w_rows = _rows(table, m.key, "T"), _rows(table, m.key, "W")
+        np.testing.assert_allclose(t_rows["observed_statistic"], t.observed_statistic, rtol=1e-12)
+        np.testing.assert_allclose(t_rows["ci_lower"], t.extra["ig_lower"], rtol=1e-12)
+        np.testing.assert_allclose(t_rows["ci_upper"], t.extra["ig_upper"], rtol=1e-12)
+        np.testing.assert_allclose(t_rows["t_statistic"], t.extra["t_statistic"], rtol=1e-12)
+        assert (t_rows["passed"].to_numpy() == (np.asarray(t.extra["ig_lower"]) > 0)).all()
+        np.testing.assert_allclose(w_rows["observed_statistic"], w.observed_statistic, rtol=1e-12)
+        np.testing.assert_allclose(w_rows["quantile"], w.quantile, rtol=1e-12)
+        expected_w = (np.asarray(w.quantile) < 0.05) & (np.asarray(t.observed_statistic) > 0)
+        assert (w_rows["passed"].to_numpy() == expected_w).all()
+        # the T-test's gain is the per-window information gain of the log-likelihoods
+        np.testing.assert_allclose(t_rows["observed_statistic"], t_rows["information_gain"], rtol=1e-9)
+        cum = cumulative_t_test(rates, reference, counts).windows()[-1]
+        assert whole["whole_period"]["T"]["observed_statistic"] == pytest.approx(cum.observed_statistic)
+        assert whole["whole_period"]["T"]["ig_lower"] == pytest.approx(cum.extra["ig_lower"])
+        assert whole["whole_period"]["T"]["passed"] == (cum.extra["ig_lower"] > 0)
+        pooled_w = w_test(
+            rates.reshape(-1, rates.shape[-1]),
+            reference.reshape(-1, rates.shape[-1]),
+            counts.reshape(-1, rates.shape[-1]),
+        )
+        assert whole["whole_period"]["W"]["quantile"] == pytest.approx(float(pooled_w.quantile))
+        assert whole["whole_period"]["W"]["observed_statistic"] == pytest.approx(float(pooled_w.observed_statistic))
+    report = (run / "report.md").read_text()
+    assert "| Brier | T | W |" in report and "Molchan ASS" in report
+
+
+def test_paired_rows_use_the_references_own_refit_origins(tmp_path: Path) -> None:
+    """Items of a model refit every 2 windows recompute a reference refit every 3: same rates as its own items."""
+    period = {**to_dict(config(tmp_path).period), "refit_every": 2, "refits_per_item": 1}
+    models = [{"name": "smoothed_adaptive", "label": "ref", "refit_every": 3}, {"name": "smoothed_gaussian"}]
+    cfg = config(tmp_path / "run", period=period, models=models, tests=["N", "T", "W"], plots=False)
+    summary = main(cfg)
+    table = pd.read_parquet(summary["results"])
+    run = Path(summary["output"])
+    counts = bin_catalog(
+        read_catalog_table(Path(summary["catalog"]["file"])),
+        build_grid(cfg),
+        window_edges(cfg.period.training_start, cfg.period.test_end, cfg.period.window_days),
+    )[2:]
+    rates, reference = read_forecast_rates(run, "smoothed_gaussian"), read_forecast_rates(run, "ref")
+    assert (reference[0] == reference[2]).all() and not np.allclose(reference[2], reference[3])  # refit every 3
+    t, w = t_test(rates, reference, counts), w_test(rates, reference, counts)
+    t_rows, w_rows = _rows(table, "smoothed_gaussian", "T"), _rows(table, "smoothed_gaussian", "W")
+    assert len(t_rows) == len(w_rows) == 12 and _rows(table, "ref", "T").empty
+    np.testing.assert_allclose(t_rows["observed_statistic"], t.observed_statistic, rtol=1e-12)
+    np.testing.assert_allclose(w_rows["quantile"], w.quantile, rtol=1e-12)
 
 
 def _perturbed_catalog(source: Path, after: str, out: Path) -> Path:
