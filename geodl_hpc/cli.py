@@ -283,12 +283,20 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
     if args.output is not None:
         given.append(f"output={args.output}")
     args.overrides = [*given, *args.overrides]
-    if args.cluster is not None:
-        (result,) = _submit_and_report(_launch_plan("annotate", args), wait=True)
-    else:
+    if args.cluster is None:
         _, config = registry.load(args.config, args.overrides, "annotate")
-        result = registry.run(config)
-    _print_result("annotate", result, True)
+        _print_result("annotate", registry.run(config), True)
+        return 0
+    from geodl_hpc.launch.profiles import load_profile
+    from geodl_hpc.launch.submit import plan
+
+    cluster = [o.removeprefix("cluster.") for o in args.overrides if o.startswith("cluster.")]
+    overrides = [o for o in args.overrides if not o.startswith("cluster.")]
+    profile = load_profile(args.cluster, cluster)
+    _, config = registry.load(args.config, overrides, "annotate")
+    # n_ranks > 1: one array task per rank (each takes a stride of the missing blocks; the last one completes).
+    results = _submit_and_report(plan("annotate", config.rank_configs(), profile), wait=True)
+    _print_result("annotate", results[-1] if len(results) == 1 else results, True)
     return 0
 
 
