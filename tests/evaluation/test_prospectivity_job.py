@@ -16,6 +16,9 @@ from geodl_hpc.evaluation.prospectivity_config import ProspectivityConfig
 from geodl_hpc.evaluation.report import CONTRACT_KEYS
 from jobs.prospectivity import main
 from jobs.registry import entry, load
+from tests.launch.conftest import Cluster, slurm_cluster
+
+__all__ = ["slurm_cluster"]  # the session fixture of tests/launch, used here by name
 
 FAST: dict[str, Any] = {
     "final": "oof",
@@ -162,3 +165,26 @@ def test_config_errors_name_the_key() -> None:
         from_dict(ProspectivityConfig, {"cv": {"folds": 30}})
     with pytest.raises(ConfigError, match="mc_samples"):
         from_dict(ProspectivityConfig, {"infer": {"mc_samples": 4}, "train": {"model": {"dropout": 0.0}}})
+
+
+@pytest.mark.slurm
+def test_main_job_on_slurm_matches_the_local_run(
+    slurm_cluster: Cluster, run: tuple[Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`geodl run CONFIG --cluster localslurm`: the same config as a Slurm job gives the in-process metrics."""
+    from geodl_hpc.cli import main as cli
+    from geodl_hpc.config import dump_config
+
+    local_out, _ = run
+    data = {**FAST, "output": str(tmp_path / "run"), "ingest": {**FAST["ingest"], "output": str(tmp_path / "arc")}}
+    dump_config(from_dict(ProspectivityConfig, data), tmp_path / "prospectivity.yaml")
+    capsys.readouterr()
+    assert cli(["run", str(tmp_path / "prospectivity.yaml"), "--cluster", "localslurm"]) == 0
+    assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "job.sbatch").is_file()
+    ours = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    local = json.loads((local_out / "metrics.json").read_text())
+    for key in CONTRACT_KEYS:
+        assert ours[key] == pytest.approx(local[key], abs=1e-9), key
+        for name in ("logistic", "gboost"):
+            assert ours["baselines"][name][key] == pytest.approx(local["baselines"][name][key], abs=1e-9), key
+    assert (tmp_path / "run" / "map.tif").is_file()
