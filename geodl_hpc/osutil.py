@@ -1,4 +1,4 @@
-"""Small operating-system helpers shared by every step: process liveness and atomic file writes."""
+"""Small operating-system helpers shared by every step: process liveness, atomic file writes, folder fsync."""
 
 from __future__ import annotations
 
@@ -29,3 +29,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

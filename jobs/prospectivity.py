@@ -103,28 +103,17 @@ def _train_member(
 
     ``output`` is reused when it holds a run with the same settings (finished: loaded; interrupted: resumed)."""
     from geodl_hpc.models import build_model
-    from geodl_hpc.pipeline import ChipPipeline, PipelineConfig
+    from geodl_hpc.pipeline import ChipPipeline
     from geodl_hpc.sampling import balanced_chips, valid_fraction
     from geodl_hpc.training.loop import seed_everything, train
+    from jobs.train import raster_pipeline_config
 
     tc, sc = dataclasses.replace(config.train, seed=seed), config.sampling
     if collective.rank == 0:
         _fresh_folder(output, _member_settings(config, archive, held_out, seed))
     collective.barrier()
     d = tc.data
-    pconf = PipelineConfig(
-        archive,
-        chip=d.chip,
-        layers=tuple(config.cv.layers),
-        label=config.cv.label,
-        batch_size=d.batch_size,
-        unit_chunks=d.unit_chunks,
-        mix_units=d.mix_units,
-        seed=tc.seed,
-        augment=d.augment,
-        backend=d.backend,
-        num_workers=d.num_workers,
-    )
+    pconf = raster_pipeline_config(archive, tc, tuple(config.cv.layers), config.cv.label)
     probe = ChipPipeline(pconf, np.zeros((0, 2), np.int64))
     valid = probe.valid_mask()
     valid = train_mask if valid is None else valid & train_mask  # chips wholly inside training ground

@@ -28,17 +28,16 @@ if TYPE_CHECKING:
     from geodl_hpc.collective import Collective
 
 
-def build_pipeline(archive: Path, train: TrainConfig) -> Any:
-    """The chip pipeline of ``archive`` with ``n_samples`` random valid chips drawn with ``train.seed``."""
-    from geodl_hpc.pipeline import ChipPipeline, PipelineConfig
-    from geodl_hpc.sampling import random_chips
+def raster_pipeline_config(archive: Path, train: TrainConfig, layers: tuple[str, ...] | None, label: str) -> Any:
+    """The chip pipeline settings of ``train`` on raster ``archive``, serving ``layers`` (None: all) and ``label``."""
+    from geodl_hpc.pipeline import PipelineConfig
 
     data = train.data
-    pconf = PipelineConfig(
+    return PipelineConfig(
         Path(archive),
         chip=data.chip,
-        layers=data.layers,
-        label=data.label,
+        layers=layers,
+        label=label,
         batch_size=data.batch_size,
         unit_chunks=data.unit_chunks,
         mix_units=data.mix_units,
@@ -47,6 +46,15 @@ def build_pipeline(archive: Path, train: TrainConfig) -> Any:
         backend=data.backend,
         num_workers=data.num_workers,
     )
+
+
+def build_pipeline(archive: Path, train: TrainConfig) -> Any:
+    """The chip pipeline of ``archive`` with ``n_samples`` random valid chips drawn with ``train.seed``."""
+    from geodl_hpc.pipeline import ChipPipeline
+    from geodl_hpc.sampling import random_chips
+
+    data = train.data
+    pconf = raster_pipeline_config(archive, train, data.layers, data.label)
     probe = ChipPipeline(pconf, np.zeros((0, 2), np.int64))
     valid = probe.valid_mask()
     samples = random_chips(

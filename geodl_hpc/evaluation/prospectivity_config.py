@@ -15,7 +15,7 @@ from typing import Literal
 
 from geodl_hpc.config import JobConfig, MurchisonConfig, StorageConfig
 from geodl_hpc.errors import ConfigError
-from geodl_hpc.evaluation.config import DEFAULT_LAYERS, EvaluationConfig
+from geodl_hpc.evaluation.config import EvaluationConfig
 from geodl_hpc.training.config import DataConfig, ModelConfig, TrainConfig
 
 
@@ -46,15 +46,16 @@ class CVSection:
     scored again, for a mean and spread of every metric; the headline figures stay those of ``seed``.
     """
 
-    folds: int = 5
-    blocks: tuple[int, ...] = (5, 5)
-    seed: int = 0
-    label: str = "deposits"
-    mask: str | None = "greenstone"
-    layers: tuple[str, ...] = DEFAULT_LAYERS
-    baselines: tuple[Literal["logistic", "gboost"], ...] = ("logistic", "gboost")
-    baseline_buffer: int = 0
-    baseline_max_negatives: int | None = None
+    # Defaults are the baselines job's own, so the two cannot drift apart.
+    folds: int = EvaluationConfig.folds
+    blocks: tuple[int, ...] = EvaluationConfig.blocks
+    seed: int = EvaluationConfig.seed
+    label: str = EvaluationConfig.label
+    mask: str | None = EvaluationConfig.mask
+    layers: tuple[str, ...] = EvaluationConfig.layers
+    baselines: tuple[Literal["logistic", "gboost"], ...] = EvaluationConfig.baselines
+    baseline_buffer: int = EvaluationConfig.buffer
+    baseline_max_negatives: int | None = EvaluationConfig.max_negatives
     repeat_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:

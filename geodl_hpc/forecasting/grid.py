@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geodl_hpc.errors import ConfigError, MissingDependencyError
+from geodl_hpc.errors import ConfigError
+from geodl_hpc.evaluation.csep.forecast import GriddedForecast, bin1d
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,25 +29,13 @@ def as_ms(value: Any) -> np.datetime64:
 
 
 def bin_index(points: np.ndarray, edges: np.ndarray, *, right_continuous: bool = False) -> np.ndarray:
-    """Bin index of each point for equally spaced lower ``edges`` (pyCSEP's ``bin1d_vec`` rule), -1 outside."""
-    edges = np.asarray(edges, dtype=np.float64)
-    p = np.asarray(points, dtype=np.float64)
-    a0 = edges[0]
-    if edges.size == 1:
-        right_continuous, h = True, 1.0
-    else:
-        h = float(edges[1] - edges[0])
-    a0_tol = abs(a0) * np.finfo(np.float64).eps
-    p_tol = np.abs(p) * np.finfo(np.float64).eps
-    idx = np.floor((p - a0 + p_tol + a0_tol) / (h - a0_tol))
-    idx = np.atleast_1d(idx)
-    if right_continuous:
-        idx[idx < 0] = -1
-        idx[idx >= len(edges) - 1] = len(edges) - 1
-    else:
-        idx[(idx < 0) | (idx >= len(edges))] = -1
-    idx[~np.isfinite(np.atleast_1d(p))] = -1
-    return idx.astype(np.int64)
+    """Bin index of each point for equally spaced lower ``edges`` (pyCSEP's ``bin1d_vec`` rule), -1 outside
+    and for non-finite points."""
+    p = np.atleast_1d(np.asarray(points, dtype=np.float64))
+    idx = np.full(p.shape, -1, dtype=np.int64)
+    finite = np.isfinite(p)
+    idx[finite] = bin1d(p[finite], edges, right_continuous=right_continuous)
+    return idx
 
 
 def _steps(lo: float, hi: float, step: float, what: str) -> int:
@@ -174,17 +163,11 @@ class SpaceMagGrid:
             "mag_edges": list(self.mag_edges),
         }
 
-    def to_forecast(self, rates: np.ndarray, start: np.datetime64, end: np.datetime64, name: str) -> Any:
-        """A ``geodl_hpc.evaluation.csep.forecast.GriddedForecast`` of expected counts ``rates`` (n_cells, n_mags)."""
+    def to_forecast(self, rates: np.ndarray, start: np.datetime64, end: np.datetime64, name: str) -> GriddedForecast:
+        """A CSEP ``GriddedForecast`` of expected counts ``rates`` (n_cells, n_mags) on this grid."""
         rates = np.asarray(rates, dtype=np.float64)
         if rates.shape != (self.n_cells, self.n_mags):
             raise ConfigError(f"rates: shape {rates.shape} does not match the grid ({self.n_cells}, {self.n_mags})")
-        try:
-            from geodl_hpc.evaluation.csep.forecast import GriddedForecast
-        except ImportError as exc:
-            raise MissingDependencyError(
-                f"to_forecast needs geodl_hpc.evaluation.csep.forecast ({exc}); update geodl_hpc"
-            ) from None
         return GriddedForecast(
             rates=rates,
             origins=self.origins,

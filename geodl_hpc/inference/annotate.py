@@ -17,7 +17,6 @@ archive, ``class`` names; picks along ``pick`` like the archive's labels (``pick
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -43,12 +42,13 @@ from geodl_hpc.inference.annotate_kernels import (
     time_blocks,
     window_starts,
 )
+from geodl_hpc.inference.runner import module_digest
 from geodl_hpc.inference.writer import (
     RUN_ID_ATTR,
     SETTINGS_ATTR,
     Ledger,
-    _finalise_lock,
-    _wait_for_finaliser,
+    create_once,
+    finalise_once,
     ledger_folder,
     map_id,
     read_settings,
@@ -96,15 +96,6 @@ def _probabilities_fn(module: Any) -> Callable[[Any], Any]:
     import torch
 
     return lambda logits: torch.softmax(logits.float(), dim=1)
-
-
-def module_digest(module: torch.nn.Module) -> str:
-    """A digest of the module's weights: names the model in the output's settings."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def as_picker(model: Any) -> Picker:
@@ -196,13 +187,7 @@ def _create_output(out: Path, info: ArchiveInfo, classes: Sequence[str], setting
     import xarray as xr
     import zarr
 
-    if out.exists():
-        return False
-    if not out.parent.exists():
-        raise ArchiveError(f"{out.parent}: output folder does not exist; create it first")
-    tmp = out.with_name(f".{out.name}.init-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    def build(tmp: Path) -> None:
         src = xr.open_zarr(str(info.path), consolidated=False)
         coords = {k: src[k].load() for k in ("station", "network", "location", "latitude", "longitude", "elevation")}
         ds = xr.Dataset(coords={**coords, "class": ("class", np.array(list(classes), dtype=object))})
@@ -237,15 +222,8 @@ def _create_output(out: Path, info: ArchiveInfo, classes: Sequence[str], setting
                 "Conventions": "CF-1.10",
             }
         )
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if out.exists():
-                return False  # another rank created it first
-            raise
-        return True
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    return create_once(out, build)
 
 
 # ------------------------------------------------------------------------------------------------ blocks
@@ -449,16 +427,7 @@ def finalise(out: Path, n_blocks: int, config: AnnotateJobConfig, record: dict[s
     """Once every block is in the ledger: picks into the store, the table and QuakeML, then the flag (last)."""
     import zarr
 
-    if read_settings(out)[1]:
-        return True
-    ledger = Ledger(ledger_folder(out), map_id(out))
-    if set(range(n_blocks)) - ledger.done():
-        return False
-    with _finalise_lock(out) as mine:
-        if not mine:
-            return _wait_for_finaliser(out)
-        if read_settings(out)[1]:
-            return True
+    def write(ledger: Ledger) -> None:
         picks: list[Pick] = []
         for index in range(n_blocks):
             picks.extend((int(p[0]), str(p[1]), int(p[2]), float(p[3])) for p in ledger.read(index)["picks"])
@@ -494,8 +463,8 @@ def finalise(out: Path, n_blocks: int, config: AnnotateJobConfig, record: dict[s
             write_quakeml(table, files["quakeml"], _channel_codes(Path(config.archive)))
         group.attrs.update({PROVENANCE_ATTR: record, "n_picks": n})
         group.attrs[COMPLETE_ATTR] = True  # the last write: the annotation is complete from here on
-        shutil.rmtree(ledger.folder, ignore_errors=True)
-    return True
+
+    return finalise_once(out, n_blocks, write)
 
 
 def _channel_codes(archive: Path) -> dict[str, str]:

@@ -96,7 +96,8 @@ def receptive_margin(module: torch.nn.Module) -> int | None:
     return margin
 
 
-def _weights_digest(module: torch.nn.Module) -> str:
+def module_digest(module: torch.nn.Module) -> str:
+    """A digest of the module's weights: names the model in the output's settings."""
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
@@ -463,7 +464,7 @@ def _resolve_model(config: InferJobConfig, model: Any) -> LoadedModel:
     import torch
 
     if isinstance(model, torch.nn.Module):
-        return LoadedModel(model, None, None, _weights_digest(model), None)
+        return LoadedModel(model, None, None, module_digest(model), None)
     if model is not None:
         return load_model_checkpoint(Path(model))
     if config.checkpoint is not None:

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from geodl_hpc.archive.grid import GridSpec
 from geodl_hpc.archive.stack import Layer, RunningStats, _create_store, _write_planes
 from geodl_hpc.archive.store import COMPLETE_ATTR, PROVENANCE_ATTR, CodecSpec
 from geodl_hpc.errors import ArchiveError
-from geodl_hpc.osutil import atomic_write_text, pid_alive
+from geodl_hpc.osutil import atomic_write_text, fsync_dir, pid_alive
 
 SETTINGS_ATTR = "geodl_inference"
 RUN_ID_ATTR = "geodl_inference_id"
@@ -47,14 +47,6 @@ def ledger_folder(out: Path) -> Path:
     """The ledger of ``out``: a hidden sibling folder (kept out of the Zarr hierarchy)."""
     out = Path(out)
     return out.with_name(f".{out.name}.ledger")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Ledger:
@@ -123,15 +115,11 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def create_output(
-    out: Path, grid: GridSpec, layers: Sequence[Layer], chunk: int, codec: CodecSpec, settings: dict[str, Any]
-) -> bool:
-    """Create the empty map at ``out`` unless it exists; True if this call created it.
+def create_once(out: Path, build: Callable[[Path], None]) -> bool:
+    """Create the store at ``out`` with ``build(tmp)`` unless it exists; True if this call created it.
 
     Built under a private temporary name and renamed into place: with several ranks starting at once exactly
     one rename wins (renaming onto a non-empty folder fails) and the others use the winner's store."""
-    import zarr
-
     out = Path(out)
     if out.exists():
         return False
@@ -140,6 +128,26 @@ def create_output(
     tmp = out.with_name(f".{out.name}.init-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
+        build(tmp)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if out.exists():
+                return False  # another rank created it first
+            raise
+        fsync_dir(out.parent)
+        return True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def create_output(
+    out: Path, grid: GridSpec, layers: Sequence[Layer], chunk: int, codec: CodecSpec, settings: dict[str, Any]
+) -> bool:
+    """Create the empty map at ``out`` unless it exists (see :func:`create_once`); True if this call created it."""
+    import zarr
+
+    def build(tmp: Path) -> None:
         _create_store(tmp, grid, layers, chunk, codec)
         # A fresh id per created store names its ledger entries: entries of an earlier, deleted map never count.
         attrs: dict[str, Any] = {
@@ -148,16 +156,8 @@ def create_output(
             "layers": [x.name for x in layers],
         }
         zarr.open_group(str(tmp), mode="r+").attrs.update(attrs)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            if out.exists():
-                return False  # another rank created it first
-            raise
-        _fsync_dir(out.parent)
-        return True
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    return create_once(out, build)
 
 
 def open_arrays(out: Path, names: Sequence[str]) -> list[Any]:
@@ -208,6 +208,25 @@ def _wait_for_finaliser(out: Path, timeout_s: float = 300.0) -> bool:
     return read_settings(out)[1]
 
 
+def finalise_once(out: Path, n_items: int, write: Callable[[Ledger], None]) -> bool:
+    """Run ``write(ledger)`` once every item is in the ledger, in one process only; True if ``out`` is complete.
+
+    ``write`` must set the completion flag as its last write; the ledger is removed after it."""
+    if read_settings(out)[1]:
+        return True
+    ledger = Ledger(ledger_folder(out), map_id(out))
+    if set(range(n_items)) - ledger.done():
+        return False
+    with _finalise_lock(out) as mine:
+        if not mine:
+            return _wait_for_finaliser(out)
+        if read_settings(out)[1]:
+            return True
+        write(ledger)
+        shutil.rmtree(ledger.folder, ignore_errors=True)
+    return True
+
+
 def finalise(out: Path, n_regions: int, layer_names: Sequence[str], grid: GridSpec, record: dict[str, Any]) -> bool:
     """Mark ``out`` complete once every region is in the ledger; True if it is complete after this call.
 
@@ -215,18 +234,8 @@ def finalise(out: Path, n_regions: int, layer_names: Sequence[str], grid: GridSp
     import zarr
 
     out = Path(out)
-    _, complete = read_settings(out)
-    if complete:
-        return True
-    ledger = Ledger(ledger_folder(out), map_id(out))
-    missing = sorted(set(range(n_regions)) - ledger.done())
-    if missing:
-        return False
-    with _finalise_lock(out) as mine:
-        if not mine:
-            return _wait_for_finaliser(out)
-        if read_settings(out)[1]:
-            return True
+
+    def write(ledger: Ledger) -> None:
         stats = {name: RunningStats() for name in layer_names}
         for index in range(n_regions):
             entry = ledger.read(index)
@@ -237,5 +246,5 @@ def finalise(out: Path, n_regions: int, layer_names: Sequence[str], grid: GridSp
             group[name].attrs["statistics"] = stats[name].as_dict()
         group.attrs.update({"layers": list(layer_names), **grid.root_attrs(), PROVENANCE_ATTR: record})
         group.attrs[COMPLETE_ATTR] = True  # the last write: the map is complete from here on
-        shutil.rmtree(ledger.folder, ignore_errors=True)
-    return True
+
+    return finalise_once(out, n_regions, write)

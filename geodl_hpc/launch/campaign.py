@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from geodl_hpc.errors import ConfigError, GeodlError
-from geodl_hpc.osutil import atomic_write_text
+from geodl_hpc.osutil import atomic_write_text, fsync_dir
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,14 +115,6 @@ def _plain(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ pieces
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_piece(path: Path, table: pd.DataFrame, meta: Mapping[str, Any]) -> None:
     """Write ``table`` to ``path`` as Parquet: temporary sibling, fsync, rename (replaces an older piece)."""
     import pyarrow as pa
@@ -140,7 +132,7 @@ def write_piece(path: Path, table: pd.DataFrame, meta: Mapping[str, Any]) -> Non
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def piece_meta(path: Path) -> dict[str, Any]:
@@ -424,7 +416,7 @@ def run_slurm(
     ``array_parallelism`` caps how many tasks run at once."""
     from geodl_hpc.launch import runs
     from geodl_hpc.launch.profiles import load_profile
-    from geodl_hpc.launch.submit import _detached_stdio, _executor, ensure_free, plan, wait
+    from geodl_hpc.launch.submit import ensure_free, make_executor, plan, status_record, submit_calls, wait
 
     if not items:
         return 0
@@ -437,25 +429,10 @@ def run_slurm(
     plan_.logs.mkdir(parents=True, exist_ok=True)
     if profile.is_slurm:
         (run_dir / "job.sbatch").write_text(plan_.script)
-    executor = _executor(plan_)
+    executor = make_executor(plan_)
     workers = [campaign.worker(items[i::n]) for i in range(n)]
-    with _detached_stdio(not profile.is_slurm):
-        if n == 1:
-            jobs = [executor.submit(workers[0])]
-        else:
-            with executor.batch():
-                jobs = [executor.submit(w) for w in workers]
-    status = {
-        "job": "campaign",
-        "profile": profile.name,
-        "executor": profile.executor,
-        "submitted_at": dt.datetime.now().isoformat(timespec="seconds"),
-        "job_ids": sorted({str(j.job_id).split("_")[0] for j in jobs}),
-        "tasks": [str(j.job_id) for j in jobs],
-        "array": n > 1,
-        "logs": str(plan_.logs.relative_to(run_dir)),
-        "campaign": str(campaign.folder),
-    }
+    jobs = submit_calls(executor, workers, detach=not profile.is_slurm)
+    status = {**status_record(plan_, jobs), "campaign": str(campaign.folder)}
     runs.write_status(run_dir, status)
     results = wait(jobs, status, timeout_s=timeout_s)
     return sum(len(keys) for keys in results)

@@ -156,7 +156,8 @@ def submitit_parameters(spec: SbatchSpec, signal_delay_s: int) -> dict[str, Any]
     return params
 
 
-def _executor(plan_: Plan) -> Any:
+def make_executor(plan_: Plan) -> Any:
+    """submitit's executor for the plan: Slurm with the plan's sbatch parameters, or local with the profile's."""
     import submitit
 
     profile = plan_.profile
@@ -175,7 +176,7 @@ def _executor(plan_: Plan) -> Any:
 
 
 @contextlib.contextmanager
-def _detached_stdio(detach: bool) -> Iterator[None]:
+def detached_stdio(detach: bool) -> Iterator[None]:
     """Let a local job's controller inherit /dev/null, not our stdout/stderr: a caller reading our output
     (a pipe, ``subprocess.run``) would otherwise wait for the job to end. Its logs go to the run folder."""
     if not detach:
@@ -194,6 +195,31 @@ def _detached_stdio(detach: bool) -> Iterator[None]:
             os.dup2(copy, fd)
             os.close(copy)
         os.close(null)
+
+
+def submit_calls(executor: Any, calls: Sequence[Any], *, detach: bool) -> list[Any]:
+    """Submit each callable through ``executor``: one job, or one array (a batch) for several."""
+    with detached_stdio(detach):
+        if len(calls) == 1:
+            return [executor.submit(calls[0])]
+        with executor.batch():
+            jobs = [executor.submit(c) for c in calls]
+    return jobs
+
+
+def status_record(plan_: Plan, jobs: Sequence[Any]) -> dict[str, Any]:
+    """The run folder's status record of submitted ``jobs`` (callers add their own keys)."""
+    profile = plan_.profile
+    return {
+        "job": plan_.job,
+        "profile": profile.name,
+        "executor": profile.executor,
+        "submitted_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "job_ids": sorted({str(j.job_id).split("_")[0] for j in jobs}),
+        "tasks": [str(j.job_id) for j in jobs],
+        "array": len(jobs) > 1,
+        "logs": str(plan_.logs.relative_to(plan_.run_dir)),
+    }
 
 
 def ensure_free(run_dir: Path) -> None:
@@ -219,31 +245,15 @@ def submit(plan_: Plan) -> tuple[list[Any], dict[str, Any]]:
     dump_config(configs[0], plan_.run_dir / "config.resolved.yaml")
     if profile.is_slurm:
         (plan_.run_dir / "job.sbatch").write_text(plan_.script)
-    executor = _executor(plan_)
+    executor = make_executor(plan_)
     runners = [JobRunner(plan_.job, c) for c in plan_.configs]
     try:
-        with _detached_stdio(not profile.is_slurm):
-            if len(runners) == 1:
-                jobs = [executor.submit(runners[0])]
-            else:
-                with executor.batch():
-                    jobs = [executor.submit(r) for r in runners]
+        jobs = submit_calls(executor, runners, detach=not profile.is_slurm)
     except Exception as exc:  # submitit raises sbatch's stderr as FailedJobError
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = lines[-1] if lines else type(exc).__name__
         raise LaunchError(f"--cluster {profile.name}: submission refused: {reason}") from None
-    job_ids = sorted({str(j.job_id).split("_")[0] for j in jobs})
-    status = {
-        "job": plan_.job,
-        "profile": profile.name,
-        "executor": profile.executor,
-        "submitted_at": dt.datetime.now().isoformat(timespec="seconds"),
-        "job_ids": job_ids,
-        "tasks": [str(j.job_id) for j in jobs],
-        "array": len(jobs) > 1,
-        "logs": str(plan_.logs.relative_to(plan_.run_dir)),
-        "resources": dict(resource_plan(plan_.spec)),
-    }
+    status = {**status_record(plan_, jobs), "resources": dict(resource_plan(plan_.spec))}
     runs.write_status(plan_.run_dir, status)
     return jobs, status
 

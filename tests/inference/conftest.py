@@ -52,20 +52,28 @@ def config(**kw: Any) -> InferJobConfig:
     return InferJobConfig(**{**base, **kw})
 
 
-def reference(stack: Path, model: Any, halo: int, mask_channel: bool = False) -> np.ndarray:
-    """Whole-raster forward: normalised stack, padded by ``halo`` (reflect) once, cropped, NaN where nodata."""
-    import torch
+def normalised_stack(stack: Path, names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, valid)``: the stack's ``names`` layers (default: all) normalised by their statistics, NaN set to 0,
+    and where every layer has data."""
     import zarr
 
     group = zarr.open_group(str(stack), mode="r")
-    names = list(group.attrs["layers"])  # type: ignore[arg-type]
+    if names is None:
+        names = list(group.attrs["layers"])  # type: ignore[arg-type]
     planes = []
     for n in names:
         s = group[n].attrs["statistics"]
         planes.append((np.asarray(group[n][:]) - np.float32(s["mean"])) / np.float32(s["std"]))  # type: ignore[index]
     x = np.stack(planes).astype(np.float32)
     valid = np.isfinite(x).all(axis=0)
-    x = np.nan_to_num(x)
+    return np.nan_to_num(x), valid
+
+
+def reference(stack: Path, model: Any, halo: int, mask_channel: bool = False) -> np.ndarray:
+    """Whole-raster forward: normalised stack, padded by ``halo`` (reflect) once, cropped, NaN where nodata."""
+    import torch
+
+    x, valid = normalised_stack(stack)
     if mask_channel:
         x = np.concatenate([x, valid[None].astype(np.float32)])
     xp = np.pad(x, [(0, 0), (halo, halo), (halo, halo)], mode="reflect")

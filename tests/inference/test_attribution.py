@@ -16,21 +16,14 @@ from geodl_hpc.inference.runner import infer
 from geodl_hpc.training.config import ModelConfig
 from jobs.infer import main
 
-from .conftest import HEIGHT, NODATA_BOX, WIDTH, config, tiny_cnn
+from .conftest import HEIGHT, NODATA_BOX, WIDTH, config, normalised_stack, tiny_cnn
 
 LAYERS = ["synthetic_0", "synthetic_1", "synthetic_2"]
 
 
 def whole_raster_occlusion(stack: Path, model: torch.nn.Module, halo: int) -> np.ndarray:
     """``(layers, H, W)``: the whole-raster forward minus the forward with one normalised layer set to 0."""
-    group = zarr.open_group(str(stack), mode="r")
-    planes = []
-    for n in LAYERS:
-        s = group[n].attrs["statistics"]
-        planes.append((np.asarray(group[n][:]) - np.float32(s["mean"])) / np.float32(s["std"]))  # type: ignore[index]
-    x = np.stack(planes).astype(np.float32)
-    valid = np.isfinite(x).all(axis=0)
-    x = np.nan_to_num(x)
+    x, valid = normalised_stack(stack, LAYERS)
 
     def forward(inp: np.ndarray) -> np.ndarray:
         xp = np.pad(inp, [(0, 0), (halo, halo), (halo, halo)], mode="reflect")
