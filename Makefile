@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 setup:
 	tools/setup_venv.sh $(VENV)
 	tools/build_horovod.sh $(VENV)
+	VENV=$(VENV) tools/fetch_data.sh
 
 demo: setup
 	$(BIN)/geodl run configs/prospectivity_murchison.yaml > /dev/null
