@@ -15,15 +15,18 @@ float64 over the valid (non-NaN) pixels while writing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from geodl_hpc.archive.classes import ClassLegend
 from geodl_hpc.archive.grid import GridSpec, parse_crs
 from geodl_hpc.archive.stack import BlockSource, Layer, layer_name, write_stack
 from geodl_hpc.archive.store import (
@@ -177,9 +180,86 @@ class RasterSource:
         self._src.close()
 
 
+@dataclass(frozen=True)
+class SourceSpec:
+    """One input of a raster stack with its own options (a plain path takes the defaults).
+
+    ``name``: the layer name (stem) instead of the file's. Rasters: ``resampling`` overrides the ingest's, and
+    ``classes`` makes a single-band raster a class layer (nearest resampling; codes outside the legend become
+    NaN; the legend travels in the layer's attributes). Vectors: ``attribute`` rasterises that polygon or point
+    attribute as categories (``encoding`` ``class``: one class layer with the legend ``classes`` or one derived
+    from the values; ``onehot``: one layer per category), ``where`` filters features (OGR SQL), ``reproject``
+    transforms them from their CRS to the grid's.
+    """
+
+    path: Path
+    name: str | None = None
+    resampling: str | None = None
+    classes: ClassLegend | None = None
+    attribute: str | None = None
+    where: str | None = None
+    encoding: Literal["class", "onehot"] = "class"
+    reproject: bool = False
+
+
+class ClassRasterSource:
+    """A single-band class-code raster as a class layer: codes outside the legend become NaN."""
+
+    def __init__(self, path: Path, grid: GridSpec, legend: ClassLegend, *, name: str | None, src_crs: str | None):
+        self._raster = RasterSource(path, grid, src_crs=src_crs, resampling="nearest")
+        if len(self._raster.layers) != 1:
+            self._raster.close()
+            raise InputDataError(f"{path}: a class map must have one band, it has {len(self._raster.layers)}")
+        self.legend = legend
+        stem = name or self._raster.layers[0].name
+        self.layers = [Layer(stem, f"class of {Path(path).name} (NaN: none)", "1", Path(path).name, legend.attrs())]
+
+    def read(self, rows: slice, cols: slice) -> np.ndarray:
+        block = self._raster.read(rows, cols)
+        block[0][self.legend.index_of(block[0]) < 0] = np.nan
+        return block
+
+    def close(self) -> None:
+        self._raster.close()
+
+
+def _spec_record(spec: SourceSpec) -> dict[str, Any]:
+    """A source's non-default options, for the provenance record."""
+    record: dict[str, Any] = {"path": str(spec.path)}
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if f.name != "path" and value != f.default:
+            record[f.name] = value.attrs()["classes"] if isinstance(value, ClassLegend) else value
+    return record
+
+
+def _source(item: Path | SourceSpec, grid: GridSpec, src_crs: str | None, resampling: str, radius: Any) -> Any:
+    """The block source of one ingest input."""
+    spec = item if isinstance(item, SourceSpec) else SourceSpec(Path(item))
+    path = Path(spec.path)
+    if path.suffix.lower() in VECTOR_SUFFIXES:
+        data = read_vector(path, grid, attribute=spec.attribute, where=spec.where, reproject=spec.reproject)
+        return vector_sources(
+            data, grid, density_radius=radius, stem=spec.name, encoding=spec.encoding, legend=spec.classes
+        )
+    if spec.attribute or spec.where:
+        raise ConfigError(f"{path}: attribute/where apply to vector files, not rasters")
+    if spec.classes is not None:
+        return ClassRasterSource(path, grid, spec.classes, name=spec.name, src_crs=src_crs)
+    method = spec.resampling or resampling
+    if method not in RESAMPLING:
+        raise ConfigError(f"resampling: unknown method {method!r}; use one of {', '.join(RESAMPLING)}")
+    source = RasterSource(path, grid, src_crs=src_crs, resampling=method)
+    if spec.name and len(source.layers) == 1:
+        source.layers = [dataclasses.replace(source.layers[0], name=spec.name)]
+    elif spec.name:
+        source.layers = [dataclasses.replace(la, name=f"{spec.name}_b{i}") for i, la in enumerate(source.layers, 1)]
+    return source
+
+
 def ingest_raster(
     out: Path,
-    sources: Sequence[Path],
+    sources: Sequence[Path | SourceSpec],
     *,
     grid: GridSpec | None = None,
     like: Path | None = None,
@@ -194,9 +274,11 @@ def ingest_raster(
     workers: int | None = None,
 ) -> Path:
     """Ingest rasters and vectors into a raster stack at ``out`` on ``grid``, the grid of ``like`` or the first
-    raster's grid; returns ``out``. ``density_radius`` (CRS units) defaults to 5 pixels."""
+    raster's grid; returns ``out``. ``density_radius`` (CRS units) defaults to 5 pixels. A :class:`SourceSpec`
+    gives one input its own options (class layers, attributes, filters, resampling)."""
     out = Path(out)
-    paths = require_files([Path(p) for p in sources])
+    items = [s if isinstance(s, SourceSpec) else Path(s) for s in sources]
+    paths = require_files([Path(s.path) if isinstance(s, SourceSpec) else s for s in items])
     if resampling not in RESAMPLING:
         raise ConfigError(f"resampling: unknown method {resampling!r}; use one of {', '.join(RESAMPLING)}")
     if chunk <= 0:
@@ -216,11 +298,8 @@ def ingest_raster(
     target = grid
     with staged_output(out, overwrite=overwrite) as tmp, contextlib.ExitStack() as stack:
         blocks: list[BlockSource] = []
-        for path in paths:
-            if path.suffix.lower() in VECTOR_SUFFIXES:
-                block: BlockSource = vector_sources(read_vector(path, target), target, density_radius=density_radius)
-            else:
-                block = RasterSource(path, target, src_crs=src_crs, resampling=resampling)
+        for item in items:
+            block: BlockSource = _source(item, target, src_crs, resampling, density_radius)
             stack.callback(block.close)
             blocks.append(block)
         options = {
@@ -230,6 +309,7 @@ def ingest_raster(
             "like": str(Path(like).resolve()) if like is not None else None,
             "density_radius": density_radius,
             "grid": target.root_attrs(),
+            "source_options": [_spec_record(s) for s in items if isinstance(s, SourceSpec)],
         }
         # Hash the sources (for provenance) on a side thread while the windows are written.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geodl-sha256") as hasher:

@@ -11,9 +11,9 @@ import math
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,12 +32,13 @@ from geodl_hpc.progress import progress_bar
 
 @dataclass(frozen=True)
 class Layer:
-    """Metadata of one output layer."""
+    """Metadata of one output layer; ``attributes`` are extra layer attributes (e.g. a class legend)."""
 
     name: str
     long_name: str
     units: str
     source: str
+    attributes: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 class BlockSource(Protocol):
@@ -162,6 +163,7 @@ def _create_store(path: Path, grid: GridSpec, layers: Sequence[Layer], chunk: in
                 "long_name": layer.long_name,
                 "units": layer.units,
                 "source": layer.source,
+                **dict(layer.attributes),
             },
         )
     return arrays

@@ -1,6 +1,8 @@
-"""Vectors as raster layers: points -> counts, lines -> distance and density, polygons -> indicator and distance.
+"""Vectors as raster layers: points -> counts, lines -> distance and density, polygons -> indicator and distance;
+with an attribute, polygons and points -> categories (a class layer with its legend, or one-hot layers).
 
-Layers are computed on pixel centres window by window, so only the geometries are held in memory.
+Layers are computed on pixel centres window by window, so only the geometries are held in memory. ``where``
+filters features by attribute (OGR SQL); distances are great-circle metres when the grid's CRS is geographic.
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from geodl_hpc.archive.distance import DistanceIndex, distance_index
 from geodl_hpc.archive.grid import GridSpec
 from geodl_hpc.archive.stack import BlockSource, Layer, layer_name, linear_units
 from geodl_hpc.errors import ConfigError, InputDataError
+
+if TYPE_CHECKING:
+    from geodl_hpc.archive.categorical import Encoding
+    from geodl_hpc.archive.classes import ClassLegend
 
 VECTOR_SUFFIXES = frozenset({".geojson", ".json", ".shp", ".gpkg", ".fgb", ".gml", ".kml", ".csv"})
 DEFAULT_DENSITY_RADIUS_PX = 5.0
@@ -33,6 +40,8 @@ class VectorData:
     kind: VectorKind
     geometries: np.ndarray  # shapely geometries
     points: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # (n, 2) for points
+    values: np.ndarray | None = None  # the attribute's value per geometry (per point for points)
+    attribute: str | None = None
 
 
 _KIND_OF_TYPE: dict[int, VectorKind] = {
@@ -88,36 +97,98 @@ def _crs_mismatch(path: Path, crs_text: str, grid: GridSpec, bounds: np.ndarray)
     return f"is in {crs.to_string()}, the grid in {grid.crs.to_string()}"
 
 
-def read_vector(path: Path, grid: GridSpec) -> VectorData:
-    """Read a vector file (GeoJSON/Shapefile/GeoPackage via pyogrio, or a points/segments CSV) for ``grid``."""
+def _read_ogr(path: Path, attribute: str | None, where: str | None) -> tuple[str | None, np.ndarray, np.ndarray | None]:
+    """CRS text, geometries and (when asked) one attribute's values of an OGR vector file, filtered by ``where``."""
+    import pyogrio
+    import pyogrio.raw
+    import shapely
+
+    try:
+        info = pyogrio.read_info(path)
+    except Exception as exc:
+        raise InputDataError(
+            f"{path}: unreadable vector file ({exc.__class__.__name__}); check it opens with ogrinfo"
+        ) from None
+    fields = [str(f) for f in info.get("fields", [])]
+    if attribute is not None and attribute not in fields:
+        raise InputDataError(
+            f"{path}: has no attribute {attribute!r}; its attributes are {', '.join(fields) or 'none'}"
+        )
+    try:
+        meta, _fids, wkb, values = pyogrio.raw.read(
+            path, read_geometry=True, columns=[attribute] if attribute else [], where=where
+        )
+    except Exception as exc:
+        if where:
+            raise InputDataError(
+                f"{path}: attribute filter {where!r} failed ({exc}); write it as an OGR SQL WHERE clause over "
+                f"the attributes {', '.join(fields)}"
+            ) from None
+        raise InputDataError(
+            f"{path}: unreadable vector file ({exc.__class__.__name__}); check it opens with ogrinfo"
+        ) from None
+    geoms = np.asarray(shapely.from_wkb(wkb)) if wkb is not None else np.empty(0, dtype=object)
+    column = np.asarray(values[0], dtype=object) if attribute else None
+    return meta.get("crs"), geoms, column
+
+
+def _reprojected(geoms: np.ndarray, crs_text: str, grid: GridSpec) -> np.ndarray:
+    """Geometries transformed from ``crs_text`` to the grid's CRS (always x/y order)."""
+    import shapely
+    from pyproj import CRS, Transformer
+
+    transformer = Transformer.from_crs(CRS.from_user_input(crs_text), CRS.from_wkt(grid.crs_wkt), always_xy=True)
+
+    def move(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return np.asarray(shapely.transform(geoms, move))
+
+
+def read_vector(
+    path: Path,
+    grid: GridSpec,
+    *,
+    attribute: str | None = None,
+    where: str | None = None,
+    reproject: bool = False,
+) -> VectorData:
+    """Read a vector file (GeoJSON/Shapefile/GeoPackage via pyogrio, or a points/segments CSV) for ``grid``.
+
+    ``attribute`` also reads that field's value per feature (``VectorData.values``); ``where`` keeps only the
+    features matching an OGR SQL WHERE clause (e.g. ``"type = 'thrust'"``); ``reproject`` transforms geometries
+    from the file's declared CRS to the grid's instead of failing on a CRS mismatch."""
     import shapely
 
     path = Path(path)
     crs_text: str | None = None
+    values: np.ndarray | None = None
     if path.suffix.lower() == ".csv":
+        if where:
+            raise InputDataError(f"{path}: attribute filters (where) need a vector format; convert it with ogr2ogr")
         geoms = _read_csv_geometries(path)
+        if attribute is not None:
+            values = _csv_column(path, attribute)
     else:
-        import pyogrio
-        import pyogrio.raw
-
-        try:
-            meta, _fids, wkb, _fields = pyogrio.raw.read(path, read_geometry=True, columns=[])
-        except Exception as exc:
-            raise InputDataError(
-                f"{path}: unreadable vector file ({exc.__class__.__name__}); check it opens with ogrinfo"
-            ) from None
-        crs_text = meta.get("crs")
-        geoms = np.asarray(shapely.from_wkb(wkb)) if wkb is not None else np.empty(0, dtype=object)
-    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+        crs_text, geoms, values = _read_ogr(path, attribute, where)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    geoms = geoms[keep]
+    values = values[keep] if values is not None else None
     if geoms.size == 0:
-        raise InputDataError(f"{path}: holds no geometries; check the file")
+        selected = f" matching {where!r}" if where else ""
+        raise InputDataError(f"{path}: holds no geometries{selected}; check the file")
     bounds = np.asarray(shapely.total_bounds(geoms), dtype=np.float64)
     hint = "is it in another CRS? reproject it to the grid's CRS or choose --bounds/--like that cover it"
     if crs_text:
         reason = _crs_mismatch(path, crs_text, grid, bounds)
-        if reason:
+        if reason and reproject:
+            geoms = _reprojected(geoms, crs_text, grid)
+            bounds = np.asarray(shapely.total_bounds(geoms), dtype=np.float64)
+        elif reason:
             raise InputDataError(
-                f"{path}: vector {reason}; reproject it (e.g. ogr2ogr -t_srs) or use a grid in its CRS"
+                f"{path}: vector {reason}; reproject it (e.g. ogr2ogr -t_srs, or reproject: true) or use a grid "
+                "in its CRS"
             )
     g_left, g_bottom, g_right, g_top = grid.bounds
     if not (bounds[0] <= g_right and bounds[2] >= g_left and bounds[1] <= g_top and bounds[3] >= g_bottom):
@@ -131,10 +202,25 @@ def read_vector(path: Path, grid: GridSpec) -> VectorData:
     if len(kinds) > 1:
         raise InputDataError(f"{path}: mixes {', '.join(sorted(str(k) for k in kinds))}; split it by geometry type")
     kind: VectorKind = kinds.pop()  # type: ignore[assignment]
-    data = VectorData(path=path, kind=kind, geometries=geoms)
+    data = VectorData(path=path, kind=kind, geometries=geoms, values=values, attribute=attribute)
     if kind == "points":
         data.points = shapely.get_coordinates(geoms)
+        if values is not None and len(data.points) != len(values):  # multipoints: one value per part
+            counts = shapely.get_num_geometries(geoms)
+            data.values = np.repeat(values, counts)
     return data
+
+
+def _csv_column(path: Path, attribute: str) -> np.ndarray:
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    if attribute.lower() not in columns:
+        raise InputDataError(
+            f"{path}: has no column {attribute!r}; its columns are {', '.join(map(str, frame.columns))}"
+        )
+    return np.asarray(frame[columns[attribute.lower()]].to_numpy(), dtype=object)
 
 
 def _segments(geoms: np.ndarray) -> np.ndarray:
@@ -156,45 +242,7 @@ def _window_points(grid: GridSpec, rows: slice, cols: slice) -> tuple[np.ndarray
     return xx.ravel(), yy.ravel()
 
 
-class SegmentIndex:
-    """Distance from points to the nearest of many straight segments.
-
-    A k-d tree over points sampled along the segments (at most ``step`` apart, end points included) finds
-    candidate segments; the exact point-to-segment distance to the candidates is returned. The result is
-    exact unless none of the ``k`` nearest samples lies on the nearest segment, and never more than
-    ``step / 2`` too large.
-    """
-
-    def __init__(self, segments: np.ndarray, step: float, k: int = 4) -> None:
-        from scipy.spatial import cKDTree
-
-        self.segments = segments
-        lengths = np.hypot(*(segments[:, 1] - segments[:, 0]).T)
-        step = max(step, float(lengths.sum()) / 4e6)  # keep the tree to a few million samples
-        n = np.maximum(1, np.ceil(lengths / step)).astype(np.int64) + 1  # samples per segment, ends included
-        owner = np.repeat(np.arange(len(segments)), n)
-        first = np.repeat(np.cumsum(n) - n, n)
-        t = (np.arange(owner.size) - first) / (n[owner] - 1)
-        p0, p1 = segments[owner, 0], segments[owner, 1]
-        self._owner = owner
-        self._tree = cKDTree(p0 + (p1 - p0) * t[:, None])
-        self._k = min(k, owner.size)
-
-    def distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Distance of each point ``(x[i], y[i])`` to the nearest segment (float64)."""
-        _, idx = self._tree.query(np.column_stack([x, y]), k=self._k)
-        idx = idx.reshape(len(x), self._k)
-        seg = self.segments[self._owner[idx]]  # (n, k, 2, 2)
-        a, b = seg[..., 0, :], seg[..., 1, :]
-        p = np.stack([x, y], axis=-1)[:, None, :]
-        ab = b - a
-        denom = (ab * ab).sum(-1)
-        t = np.where(denom > 0, ((p - a) * ab).sum(-1) / np.where(denom > 0, denom, 1.0), 0.0)
-        closest = a + ab * np.clip(t, 0.0, 1.0)[..., None]
-        return np.sqrt(((p - closest) ** 2).sum(-1)).min(axis=1)
-
-
-def _window_distance(index: SegmentIndex, grid: GridSpec, rows: slice, cols: slice) -> np.ndarray:
+def _window_distance(index: DistanceIndex, grid: GridSpec, rows: slice, cols: slice) -> np.ndarray:
     xx, yy = _window_points(grid, rows, cols)
     return index.distance(xx, yy).reshape(rows.stop - rows.start, cols.stop - cols.start)
 
@@ -242,7 +290,8 @@ class LineSource:
         self.grid = grid
         segs = _segments(geometries)
         xres, yres = grid.resolution
-        self._index = SegmentIndex(segs, min(xres, yres) / 4.0)
+        units = linear_units(grid)
+        self._index = distance_index(segs, grid, units)
         self.radius = float(radius) if radius is not None else DEFAULT_DENSITY_RADIUS_PX * max(xres, yres)
         if not self.radius > 0:
             raise ConfigError(f"density radius must be positive, got {radius!r}")
@@ -263,13 +312,12 @@ class LineSource:
         dy = np.arange(-self._halo_y, self._halo_y + 1)[:, None] * yres
         dx = np.arange(-self._halo_x, self._halo_x + 1)[None, :] * xres
         self._kernel = (np.hypot(dx, dy) <= self.radius).astype(np.float64)
-        units = linear_units(grid)
         # km of line per km² when the CRS is in metres; else CRS length units per squared unit.
         self._scale = 1000.0 if units == "m" else 1.0
         density_units = "km/km2" if units == "m" else f"1/{units}"
         self._norm = self._scale / (self._kernel.sum() * xres * yres)
         self.layers = [
-            Layer(distance_name, f"distance to the nearest line of {source}", units, source),
+            Layer(distance_name, f"distance to the nearest line of {source}", self._index.units, source),
             Layer(
                 density_name, f"line length per area of {source} within {self.radius:g} {units}", density_units, source
             ),
@@ -304,11 +352,10 @@ class PolygonSource:
         self._region = shapely.union_all(shapely.make_valid(polys))
         shapely.prepare(self._region)
         self._lock = threading.Lock()  # GEOS builds a prepared geometry's index lazily: not thread-safe
-        self._edges = SegmentIndex(_segments(polys), min(grid.resolution) / 4.0)
-        units = linear_units(grid)
+        self._edges = distance_index(_segments(polys), grid, linear_units(grid))
         self.layers = [
             Layer(indicator_name, f"1 inside the polygons of {source}, else 0", "1", source),
-            Layer(distance_name, f"distance to the polygons of {source} (0 inside)", units, source),
+            Layer(distance_name, f"distance to the polygons of {source} (0 inside)", self._edges.units, source),
         ]
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
@@ -327,11 +374,35 @@ class PolygonSource:
 
 
 def vector_sources(
-    data: VectorData, grid: GridSpec, *, density_radius: float | None = None, stem: str | None = None
+    data: VectorData,
+    grid: GridSpec,
+    *,
+    density_radius: float | None = None,
+    stem: str | None = None,
+    encoding: Encoding = "class",
+    legend: ClassLegend | None = None,
 ) -> BlockSource:
-    """The block source of a vector file, with the standard layer names ``<stem>_<what>``."""
+    """The block source of a vector file, with the standard layer names ``<stem>_<what>``.
+
+    When ``data`` carries an attribute (``read_vector(..., attribute=...)``), polygons and points give its
+    categories instead: one class layer ``<stem>`` with the legend, or ``<stem>_<category>`` one-hot layers."""
     stem = stem or layer_name(data.path.stem)
     source = data.path.name
+    if data.values is not None and data.attribute is not None:
+        from geodl_hpc.archive.categorical import categorical_source
+
+        return categorical_source(
+            data.kind,
+            data.geometries,
+            data.points,
+            data.values,
+            grid,
+            stem=stem,
+            source=source,
+            attribute=data.attribute,
+            encoding=encoding,
+            legend=legend,
+        )
     if data.kind == "points":
         return PointCountSource(data.points, grid, name=f"{stem}_count", source=source)
     if data.kind == "lines":
