@@ -61,3 +61,21 @@ def geodl(tmp_path: Path) -> RunGeodl:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def spatstat_rdata() -> Path:
+    """Prefix of spatstat.data's real lazy-load database (``.../data/Rdata``), fetched by
+    ``tools/fetch_data.sh spatstat_data``; skipped when not fetched, except under CI where setup fetches it."""
+    import os
+
+    from geodl_hpc.archive.sources import data_file
+    from geodl_hpc.errors import InputDataError
+
+    try:
+        data_file("spatstat_data", "data", "Rdata.rdx")
+        return data_file("spatstat_data", "data", "Rdata.rdb").with_suffix("")
+    except InputDataError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))

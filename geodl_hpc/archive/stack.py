@@ -61,6 +61,12 @@ def linear_units(grid: GridSpec) -> str:
     """Short name of the grid CRS's length unit (``m`` for metres)."""
     crs = grid.crs
     units = (crs.linear_units or "").lower() if crs.is_projected else "degree"
+    if not crs.is_projected:  # an engineering (local) CRS has linear axes too
+        import pyproj
+
+        local = pyproj.CRS.from_wkt(grid.crs_wkt)
+        if local.is_engineering and local.axis_info:
+            units = local.axis_info[0].unit_name.lower()
     return "m" if units in ("metre", "meter", "m") else (units or "unknown")
 
 

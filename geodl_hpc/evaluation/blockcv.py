@@ -182,12 +182,20 @@ def pixel_predictor(
     return predict
 
 
-def out_of_fold(folds_map: np.ndarray, valid: np.ndarray, predictor: FoldPredictor) -> np.ndarray:
-    """Probability map where each valid pixel is predicted by the model trained without its fold (NaN elsewhere)."""
+def train_mask_for(folds_map: np.ndarray, valid: np.ndarray, held_out: Sequence[int], gap: int = 0) -> np.ndarray:
+    """Training pixels without the folds ``held_out`` and, with ``gap = N``, without every pixel within N pixels
+    of them (buffered block CV: no training cell touches the test blocks' neighbourhood)."""
+    held = np.isin(folds_map, list(held_out))
+    return valid & ~(buffer_mask(held, gap) if gap > 0 else held)
+
+
+def out_of_fold(folds_map: np.ndarray, valid: np.ndarray, predictor: FoldPredictor, *, gap: int = 0) -> np.ndarray:
+    """Probability map where each valid pixel is predicted by the model trained without its fold (NaN elsewhere);
+    ``gap`` pixels around the held-out fold are dropped from training too (buffered CV)."""
     out = np.full(folds_map.shape, np.nan)
     for k in range(int(folds_map.max()) + 1):
         test = (folds_map == k) & valid
-        train = (folds_map != k) & valid
+        train = train_mask_for(folds_map, valid, [k], gap)
         pred = np.asarray(predictor(k, train, test), dtype=np.float64)
         if pred.shape == folds_map.shape:
             out[test] = pred[test]
@@ -231,7 +239,12 @@ def run_blockcv(
     data: RasterData,
     folds_map: np.ndarray,
     models: Mapping[str, FoldPredictor],
+    *,
+    gap: int = 0,
 ) -> dict[str, CVResult]:
-    """Out-of-fold maps and metrics of every model on the same folds (checked first)."""
+    """Out-of-fold maps and metrics of every model on the same folds (checked first); ``gap``: buffered CV."""
     check_folds(folds_map, data.positives, data.valid)
-    return {name: score_map(name, out_of_fold(folds_map, data.valid, p), data, folds_map) for name, p in models.items()}
+    return {
+        name: score_map(name, out_of_fold(folds_map, data.valid, p, gap=gap), data, folds_map)
+        for name, p in models.items()
+    }
