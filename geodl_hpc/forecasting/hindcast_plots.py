@@ -8,18 +8,23 @@ here; the Molchan/ROC diagram and each model's paired T-test gain with its inter
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from geodl_hpc.evaluation.csep import kernels, plots
 from geodl_hpc.evaluation.plots import _figure, save_figure_atomic
+from geodl_hpc.forecasting.binning import event_times_ms
 from geodl_hpc.forecasting.hindcast_config import CONSISTENCY_TESTS
+from geodl_hpc.forecasting.hindcast_scoring import ALPHA, N_ALPHA
+from geodl_hpc.forecasting.hindcast_stores import read_forecast_rates
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from geodl_hpc.forecasting.hindcast import Inputs
+    from geodl_hpc.evaluation.csep.kernels import TestResult
     from geodl_hpc.forecasting.hindcast_config import HindcastConfig
+    from geodl_hpc.forecasting.hindcast_inputs import Inputs
 
 
 def _quantile_for_plot(rows: pd.DataFrame) -> np.ndarray:
@@ -35,8 +40,6 @@ MANY_WINDOWS = 60  # above this, quantiles per window become a smear: plot a rol
 def plot_tests(table: pd.DataFrame, path: Path) -> Path:
     """One panel per test: each model's quantile per window with the rejection level or, for many windows,
     the share of windows passing over a rolling span (95 % N, 97.5 % others for a forecast consistent with the data)."""
-    from geodl_hpc.forecasting.hindcast import ALPHA, N_ALPHA
-
     tests = [t for t in dict.fromkeys(table["test"]) if t in CONSISTENCY_TESTS]  # T/W: information_gain_*.png
     n_windows = table["window"].nunique()
     span = max(5, n_windows // 40)
@@ -97,83 +100,69 @@ def plot_information_gain(table: pd.DataFrame, reference: str, path: Path) -> Pa
     return save_figure_atomic(fig, path)
 
 
-def plot_forecast_map(
-    maps: dict[str, np.ndarray], inputs: Inputs, events: pd.DataFrame, title: str, path: Path
-) -> Path:
-    """log10 expected events per cell (magnitudes summed) of each model in one window, with its events."""
-    grid = inputs.grid
-    n = len(maps)
-    fig, axes = _figure(ncols=n, figsize=(4.2 * n, 4), squeeze=False)
-    values = [np.log10(np.maximum(m.sum(axis=1), 1e-12)).reshape(grid.n_lon, grid.n_lat).T for m in maps.values()]
-    vmin = min(float(v.min()) for v in values)
-    vmax = max(float(v.max()) for v in values)
-    extent = (grid.lon_min, grid.lon_max, grid.lat_min, grid.lat_max)
-    image = None
-    for ax, model, v in zip(axes[0], maps, values, strict=True):
-        image = ax.imshow(v, origin="lower", extent=extent, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto")
-        ax.scatter(events["longitude"], events["latitude"], s=6 + 3 * (events["magnitude"] - grid.mc) ** 2,
-                   facecolors="none", edgecolors="red", linewidths=0.7)  # fmt: skip
-        ax.set_title(model, fontsize=9)
-        ax.set_xlabel("longitude")
-        ax.locator_params(axis="x", nbins=4)
-    axes[0, 0].set_ylabel("latitude")
-    fig.colorbar(image, ax=axes[0].tolist(), label="log10 expected events", shrink=0.85)
-    fig.suptitle(title, fontsize=10)
-    return save_figure_atomic(fig, path)
-
-
 def write_plots(
     run: Path,
     config: HindcastConfig,
     inputs: Inputs,
     table: pd.DataFrame,
-    whole: dict[str, dict[str, Any]] | None = None,
+    whole: dict[str, dict[str, TestResult]] | None = None,
 ) -> dict[str, str]:
     """Every figure into ``run/plots``; Molchan/ROC and the map need the forecast Zarrs (write_forecasts)."""
-    from geodl_hpc.forecasting.binning import event_times_ms
-    from geodl_hpc.forecasting.hindcast import read_forecast_rates
-
     folder = Path(run) / "plots"
     folder.mkdir(exist_ok=True)
-    out: dict[str, Any] = {"tests": plot_tests(table, folder / "tests.png")}
+    out: dict[str, Path] = {"tests": plot_tests(table, folder / "tests.png")}
     if len(config.models) > 1:
         out["information_gain"] = plot_information_gain(table, config.reference_model, folder / "information_gain.png")
     if config.write_forecasts:
-        from geodl_hpc.evaluation.csep import kernels, plots
-
         rates = {m.key: read_forecast_rates(run, m.key) for m in config.models}
-        test_counts = inputs.counts[inputs.first_test :]
-        if test_counts.sum() > 0:
-            pooled = {k: v.sum(axis=0) for k, v in rates.items()}
-            title = f"{len(test_counts)} test windows pooled"
-            out["molchan_roc"] = plots.plot_molchan_roc(
-                pooled, test_counts.sum(axis=0), folder / "molchan_roc.png", title
-            )
-        reference = config.reference_model
-        times = list(inputs.edges[inputs.first_test : -1])
-        for model in rates:
-            if model == reference:
-                continue
-            per = kernels.t_test(rates[model], rates[reference], test_counts)
-            cum = kernels.cumulative_t_test(rates[model], rates[reference], test_counts)
-            name = f"information_gain_{model}"
-            title = f"{model} over {reference}: paired T-test gain per earthquake (95 % interval)"
-            out[name] = plots.plot_information_gain(per, folder / f"{name}.png", cum, times, title)
-        if whole:
-            consistency = [(m, r) for m, rs in whole.items() for t, r in rs.items() if t in CONSISTENCY_TESTS]
-            results = [r for _, r in consistency]
-            labels = [m for m, _ in consistency]
-            title = f"Whole test period: {len(test_counts)} windows pooled"
-            out["whole_period"] = plots.plot_test_results(results, folder / "whole_period.png", title, labels)
-        busiest = int(np.argmax(test_counts.sum(axis=(1, 2))))
-        w = inputs.first_test + busiest
-        t = event_times_ms(inputs.events)
-        in_window = (t >= inputs.edges[w]) & (t < inputs.edges[w + 1])
-        events = inputs.events[in_window & (inputs.events["magnitude"].to_numpy() >= inputs.grid.mc - 1e-9)]
-        title = (
-            f"Forecasts of window {inputs.edges[w]} .. {inputs.edges[w + 1]} "
-            f"({len(events)} events >= M{inputs.grid.mc}, circles)"
-        )
-        maps = {k: v[busiest] for k, v in rates.items()}
-        out["forecast_map"] = plot_forecast_map(maps, inputs, events, title, folder / "forecast_map.png")
+        out.update(_forecast_figures(folder, rates, config.reference_model, inputs, whole))
     return {k: str(v) for k, v in out.items()}
+
+
+def _forecast_figures(
+    folder: Path,
+    rates: dict[str, np.ndarray],
+    reference: str,
+    inputs: Inputs,
+    whole: dict[str, dict[str, TestResult]] | None,
+) -> dict[str, Path]:
+    """The figures drawn from every model's test-window rates (W_test, C, M): Molchan/ROC of the pooled windows,
+    each model's paired T-test gain over the reference, the whole-period tests and the busiest window's maps."""
+    out: dict[str, Path] = {}
+    test_counts = inputs.counts[inputs.first_test :]
+    if test_counts.sum() > 0:
+        pooled = {k: v.sum(axis=0) for k, v in rates.items()}
+        title = f"{len(test_counts)} test windows pooled"
+        out["molchan_roc"] = plots.plot_molchan_roc(pooled, test_counts.sum(axis=0), folder / "molchan_roc.png", title)
+    times = list(inputs.edges[inputs.first_test : -1])
+    for model in rates:
+        if model == reference:
+            continue
+        per = kernels.t_test(rates[model], rates[reference], test_counts)
+        cum = kernels.cumulative_t_test(rates[model], rates[reference], test_counts)
+        name = f"information_gain_{model}"
+        title = f"{model} over {reference}: paired T-test gain per earthquake (95 % interval)"
+        out[name] = plots.plot_information_gain(per, folder / f"{name}.png", cum, times, title)
+    if whole:
+        consistency = [(m, r) for m, rs in whole.items() for t, r in rs.items() if t in CONSISTENCY_TESTS]
+        results = [r for _, r in consistency]
+        labels = [m for m, _ in consistency]
+        title = f"Whole test period: {len(test_counts)} windows pooled"
+        out["whole_period"] = plots.plot_test_results(results, folder / "whole_period.png", title, labels)
+    out["forecast_map"] = plot_busiest_window(rates, inputs, folder / "forecast_map.png")
+    return out
+
+
+def plot_busiest_window(rates: dict[str, np.ndarray], inputs: Inputs, path: Path) -> Path:
+    """Every model's forecast map of the test window with the most events, with those events (>= Mc)."""
+    test_counts = inputs.counts[inputs.first_test :]
+    busiest = int(np.argmax(test_counts.sum(axis=(1, 2))))
+    w = inputs.first_test + busiest
+    start, end = inputs.edges[w], inputs.edges[w + 1]
+    t = event_times_ms(inputs.events)
+    in_window = (t >= start) & (t < end)
+    events = inputs.events[in_window & (inputs.events["magnitude"].to_numpy() >= inputs.grid.mc - 1e-9)]
+    title = f"Forecasts of window {start} .. {end} ({len(events)} events >= M{inputs.grid.mc}, circles)"
+    maps = {k: inputs.grid.to_forecast(v[busiest], start, end, k) for k, v in rates.items()}
+    located = tuple(events[c].to_numpy() for c in ("longitude", "latitude", "magnitude"))
+    return plots.plot_forecast_maps(maps, path, located, title)

@@ -31,14 +31,10 @@ from geodl_hpc.evaluation.csep.kernels import (
 )
 from geodl_hpc.forecasting.binning import bin_catalog, window_edges
 from geodl_hpc.forecasting.forecasters import build_forecaster
-from geodl_hpc.forecasting.hindcast import (
-    build_grid,
-    export_window_forecast,
-    item_seeds,
-    read_forecast_rates,
-    window_forecast,
-)
 from geodl_hpc.forecasting.hindcast_config import PAIRED_TESTS, HindcastConfig
+from geodl_hpc.forecasting.hindcast_inputs import build_grid
+from geodl_hpc.forecasting.hindcast_scoring import item_seeds
+from geodl_hpc.forecasting.hindcast_stores import export_window_forecast, read_forecast_rates, window_forecast
 from geodl_hpc.forecasting.scores import information_gain_per_event, poisson_log_likelihood
 from geodl_hpc.launch.campaign import KILL_ENV, CampaignError
 from jobs.hindcast import main

@@ -12,8 +12,8 @@ import pytest
 
 from geodl_hpc.config import from_dict, read_yaml
 from geodl_hpc.errors import ConfigError, InputDataError
-from geodl_hpc.forecasting.hindcast import load_events
 from geodl_hpc.forecasting.hindcast_config import HindcastConfig
+from geodl_hpc.forecasting.hindcast_inputs import load_events
 from tests.conftest import RunGeodl, package_file
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,18 +13,9 @@ import numpy as np
 from geodl_hpc.evaluation.csep import kernels
 from geodl_hpc.evaluation.csep.forecast import GriddedForecast, region_grid
 from geodl_hpc.evaluation.csep.kernels import TestResult
-from geodl_hpc.evaluation.plots import save_figure_atomic
+from geodl_hpc.evaluation.plots import _figure, save_figure_atomic
 
 _PASS, _FAIL = "tab:green", "tab:red"
-
-
-def _figure(**kwargs: Any) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # never open a window on a cluster node
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(**kwargs)
 
 
 def _poisson_ppf(q: float, mu: float) -> float:
@@ -183,6 +174,57 @@ def plot_forecast_map(
     title: str = "",
 ) -> Path:
     """Map of log10 expected events per cell (magnitudes summed) with observed events sized by magnitude."""
+    return plot_forecast_maps({title or fc.name: fc}, path, events)
+
+
+def plot_forecast_maps(
+    forecasts: Mapping[str, GriddedForecast],
+    path: Path,
+    events: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    title: str = "",
+) -> Path:
+    """Maps of several forecasts of one region side by side on one colour scale (e.g. every model of a hindcast
+    in one window), each titled by its key: log10 expected events per cell (magnitudes summed; cells outside the
+    region or with no expected event blank), with the observed ``events`` (lon, lat, magnitude) sized by
+    magnitude; ``title`` over them all."""
+    images = {name: _log_rate_image(fc) for name, fc in forecasts.items()}
+    finite = [image[np.isfinite(image)] for image, _ in images.values()]
+    vmin = min((float(v.min()) for v in finite if v.size), default=None)
+    vmax = max((float(v.max()) for v in finite if v.size), default=None)
+    first = next(iter(images.values()))[1]
+    single = len(images) == 1
+    panel = 7.5 if single else 4.2
+    ratio = (first[3] - first[2]) / max(first[1] - first[0], 1e-9)
+    figsize = (panel * len(images), max(3.0, min(9.0, (panel - 0.5) * ratio)))
+    fig, axes = _figure(ncols=len(images), figsize=figsize, squeeze=False)
+    shown = None
+    for ax, (name, (image, extent)) in zip(axes[0], images.items(), strict=True):
+        shown = ax.imshow(image, origin="lower", extent=extent, cmap="viridis", interpolation="nearest",
+                          aspect="equal", vmin=vmin, vmax=vmax)  # fmt: skip
+        if events is not None and len(events[0]):
+            lon, lat, mag = (np.asarray(a, dtype=np.float64) for a in events)
+            size = 4.0 * 2.0 ** (mag - np.nanmin(mag))
+            ax.scatter(lon, lat, s=size, facecolors="none", edgecolors="red", linewidths=0.7, label="observed events")
+        ax.set(xlim=extent[:2], ylim=extent[2:], xlabel="longitude")
+        ax.set_title(name, fontsize="large" if single else 9)
+        if not single:
+            ax.locator_params(axis="x", nbins=4)  # narrow panels: keep the longitudes apart
+    axes[0, 0].set_ylabel("latitude")
+    if events is not None and len(events[0]):
+        axes[0, 0].legend(fontsize=8, loc="lower left")
+    # one colour bar for every panel (beside a single map it keeps tight_layout working)
+    fig.colorbar(shown, ax=axes[0, 0] if single else axes[0].tolist(), label="log10 expected events per cell",
+                 shrink=0.8)  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if single:
+        fig.tight_layout()
+    return save_figure_atomic(fig, Path(path))
+
+
+def _log_rate_image(fc: GriddedForecast) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """log10 of each cell's expected events on the region's lon/lat raster (NaN outside it or where zero) and
+    the raster's extent (lon_min, lon_max, lat_min, lat_max)."""
     grid = region_grid(fc)
     spatial = fc.rates.sum(axis=1)
     image = np.full(grid.index.shape, np.nan)
@@ -190,18 +232,5 @@ def plot_forecast_map(
     with np.errstate(divide="ignore"):
         image[valid] = np.log10(spatial[grid.index[valid]])
     image[~np.isfinite(image)] = np.nan
-    extent = (grid.xs[0], grid.xs[-1] + fc.dh, grid.ys[0], grid.ys[-1] + fc.dh)
-    width = extent[1] - extent[0]
-    height = extent[3] - extent[2]
-    fig, ax = _figure(figsize=(7.5, max(3.0, min(9.0, 7.0 * height / max(width, 1e-9)))))
-    shown = ax.imshow(image, origin="lower", extent=extent, cmap="viridis", interpolation="nearest", aspect="equal")
-    fig.colorbar(shown, ax=ax, label="log10 expected events per cell", shrink=0.8)
-    if events is not None and len(events[0]):
-        lon, lat, mag = (np.asarray(a, dtype=np.float64) for a in events)
-        size = 4.0 * 2.0 ** (mag - np.nanmin(mag))
-        ax.scatter(lon, lat, s=size, facecolors="none", edgecolors="red", linewidths=0.7, label="observed events")
-        ax.legend(fontsize=8, loc="lower left")
-    ax.set(xlim=extent[:2], ylim=extent[2:], xlabel="longitude", ylabel="latitude")
-    ax.set_title(title or fc.name)
-    fig.tight_layout()
-    return save_figure_atomic(fig, Path(path))
+    extent = (float(grid.xs[0]), float(grid.xs[-1] + fc.dh), float(grid.ys[0]), float(grid.ys[-1] + fc.dh))
+    return image, extent
