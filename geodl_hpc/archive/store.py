@@ -24,7 +24,7 @@ from geodl_hpc import __version__
 from geodl_hpc.errors import ArchiveError, ConfigError, InputDataError
 from geodl_hpc.osutil import pid_alive
 
-Kind = Literal["raster", "waveforms", "catalog", "forecast", "hindcast_forecasts"]
+Kind = Literal["raster", "waveforms", "catalog", "forecast", "hindcast_forecasts", "graph"]
 KIND_ATTR = "geodl_kind"
 COMPLETE_ATTR = "geodl_complete"
 PROVENANCE_ATTR = "geodl_provenance"
@@ -173,7 +173,7 @@ def archive_kind(path: Path) -> tuple[Kind, bool]:
         meta = json.loads((path / "zarr.json").read_text()) if (path / "zarr.json").exists() else {}
         attrs = meta.get("attributes", {})
         kind = attrs.get(KIND_ATTR)
-        if kind not in ("raster", "waveforms", "catalog", "forecast", "hindcast_forecasts"):
+        if kind not in ("raster", "waveforms", "catalog", "forecast", "hindcast_forecasts", "graph"):
             raise ArchiveError(f"{path}: a Zarr store but not a geodl archive (no {KIND_ATTR}); use `geodl ingest`")
         return kind, bool(attrs.get(COMPLETE_ATTR, False)) and ".partial-" not in path.name
     if path.suffix == ".parquet" and path.is_file():
