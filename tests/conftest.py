@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from jobs.entries import register_all
+
 REPO = Path(__file__).resolve().parents[1]
 GEODL = Path(sys.executable).parent / "geodl"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def registered_jobs() -> None:
+    """The job registry filled as the `geodl` console script fills it, for tests that name jobs in-process."""
+    register_all()
 
 
 def package_file(package: str, *parts: str) -> Path:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from geodl_hpc import registry
 from geodl_hpc.config import dump_config, to_dict
 from geodl_hpc.launch import runs
 from geodl_hpc.launch.profiles import ClusterProfile, require_slurm, sbatch_spec
@@ -27,7 +28,10 @@ MAX_REQUEUES = 5  # times one job may be requeued after timeouts before it fails
 
 
 class JobRunner:
-    """The picklable callable submitit runs: rebuilds the config and calls the job from ``jobs.registry``.
+    """The picklable callable submitit runs: rebuilds the config and calls the job's ``main``.
+
+    The runner carries the job's registry entry (import paths), so the batch process imports the job from the
+    entry alone and needs no registry of its own (see :mod:`geodl_hpc.registry`).
 
     ``checkpoint`` makes it checkpointable for submitit: on USR2 it runs the job's preemption hooks and asks
     submitit to requeue the same runner, whose job then resumes from what the hooks saved. A job that handles
@@ -38,13 +42,13 @@ class JobRunner:
     def __init__(self, job: str, config: dict[str, Any]) -> None:
         self.job = job
         self.config = config
+        self.entry = registry.entry(job)
 
     def __call__(self) -> dict[str, Any]:
         from geodl_hpc.launch.preemption import requeue_if_preempted, submitit_requeue_handler
-        from jobs import registry
 
         handler = submitit_requeue_handler()  # before the job installs its own USR2/TERM handler
-        result = registry.run(registry.config_from_dict(self.job, self.config))
+        result = self.entry.main(self.entry.config_from_dict(self.config))
         requeue_if_preempted(result, handler)  # a job that caught the signal itself reports "preempted"
         return result
 
@@ -235,8 +239,6 @@ def ensure_free(run_dir: Path) -> None:
 
 def submit(plan_: Plan) -> tuple[list[Any], dict[str, Any]]:
     """Submit a planned job or array; write the run folder; return submitit's jobs and the status record."""
-    from jobs import registry
-
     profile = plan_.profile
     require_slurm(profile)
     ensure_free(plan_.run_dir)

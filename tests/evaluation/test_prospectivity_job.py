@@ -14,8 +14,8 @@ from geodl_hpc.config import from_dict
 from geodl_hpc.errors import ConfigError
 from geodl_hpc.evaluation.prospectivity_config import ProspectivityConfig
 from geodl_hpc.evaluation.report import CONTRACT_KEYS
+from geodl_hpc.registry import entry, load
 from jobs.prospectivity import main
-from jobs.registry import entry, load
 from tests.launch.conftest import Cluster, slurm_cluster
 
 __all__ = ["slurm_cluster"]  # the session fixture of tests/launch, used here by name
@@ -172,8 +172,8 @@ def test_main_job_on_slurm_matches_the_local_run(
     slurm_cluster: Cluster, run: tuple[Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`geodl run CONFIG --cluster localslurm`: the same config as a Slurm job gives the in-process metrics."""
-    from geodl_hpc.cli import main as cli
     from geodl_hpc.config import dump_config
+    from jobs.cli import main as cli
 
     local_out, _ = run
     data = {**FAST, "output": str(tmp_path / "run"), "ingest": {**FAST["ingest"], "output": str(tmp_path / "arc")}}

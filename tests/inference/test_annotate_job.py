@@ -89,7 +89,7 @@ def test_job_rejects_a_model_at_another_rate(synthetic: Path, tmp_path: Path) ->
 
 
 def test_cli_annotate_runs_the_job(synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from geodl_hpc.cli import main
+    from jobs.cli import main
 
     run = picker_run(tmp_path / "picker", synthetic)
     out = tmp_path / "cli.zarr"

@@ -24,8 +24,8 @@ def test_two_array_tasks_complete_the_same_output_as_one_process(
     """`geodl annotate ARCHIVE --model RUN --cluster localslurm n_ranks=2`: one array task per rank."""
     import json
 
-    from geodl_hpc.cli import main as cli
     from jobs.annotate import main
+    from jobs.cli import main as cli
     from tests.inference.test_annotate_job import picker_run
 
     archive = noise_archive(tmp_path / "noise.zarr")

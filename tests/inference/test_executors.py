@@ -90,8 +90,8 @@ def test_infer_on_two_slurm_tasks_equals_the_local_map(
     """`geodl infer CONFIG --cluster localslurm` as one Slurm job of 2 tasks (ranks from the step)."""
     import json
 
-    from geodl_hpc.cli import main as cli
     from geodl_hpc.config import dump_config
+    from jobs.cli import main as cli
 
     settings = {"archive": str(stack), "model": ModelConfig(width=4, depth=3), "export_png": False}
     local = main(config(output=str(tmp_path / "local" / "map.zarr"), **settings))

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from geodl_hpc.cli import main
+from geodl_hpc import registry
 from geodl_hpc.launch import runs
 from geodl_hpc.launch.profiles import load_profile
 from geodl_hpc.launch.submit import plan, submit, wait
-from jobs import registry
+from jobs.cli import main
 from tests.launch.conftest import Cluster
 
 pytestmark = pytest.mark.slurm

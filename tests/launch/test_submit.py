@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from geodl_hpc import registry
 from geodl_hpc.errors import GeodlError
 from geodl_hpc.launch import runs
 from geodl_hpc.launch.allocation import Allocation, horovod_env, ports_for, ray_start_command
 from geodl_hpc.launch.profiles import available_profiles, load_profile
 from geodl_hpc.launch.submit import JobRunner, plan, submitit_parameters
 from geodl_hpc.launch.templates import SLURM_DIR, templates
-from jobs import registry
 
 REPO = Path(__file__).resolve().parents[2]
 RESOURCE_KEYS = {
@@ -171,7 +171,7 @@ def test_job_runner_checkpoint_runs_hooks_and_requeues_itself() -> None:
 
 
 def test_local_executor_run_and_status(tmp_path: Path) -> None:
-    from geodl_hpc.cli import main
+    from jobs.cli import main
 
     config = REPO / "configs" / "resume_check.yaml"
     out = tmp_path / "rc"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from geodl_hpc.cli import rank_launcher
+from geodl_hpc.cli.models import rank_launcher
 from geodl_hpc.errors import GeodlError
 from tests.training.conftest import REPO, job_dict, need_horovod
 

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
+from geodl_hpc import registry
 from geodl_hpc.launch import runs
 from geodl_hpc.launch.allocation import Allocation, ports_for, torch_dist_env
 from geodl_hpc.launch.preemption import requeue_if_preempted, submitit_requeue_handler
 from geodl_hpc.launch.profiles import load_profile
 from geodl_hpc.launch.submit import plan, submit
 from geodl_hpc.training.loop import STEP_SLEEP_ENV
-from jobs import registry
 from tests.launch.conftest import Cluster, slurm_cluster
 from tests.training.conftest import job_dict, need_horovod
 
