@@ -37,7 +37,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from geodl_hpc.launch.runs import format_status, run_states
 
-    status, states = run_states(args.run)
+    status, states = run_states(args.run, unpickle=args.unpickle_results)
     if args.json:
         tasks = {t: {"state": s.state, "slurm_state": s.slurm_state, "requeues": s.requeues} for t, s in states.items()}
         print(json.dumps({**status, "states": tasks}, indent=2))
@@ -101,9 +101,16 @@ def add_status(verbs: Verbs) -> None:
         "status",
         "show the state of every task of a submitted run (pending, running, done, failed, requeued)",
         "Show every task of the run in folder RUN (what geodl submit printed), from one sacct call for\n"
-        "Slurm runs, or from the process for local runs.\n\n"
+        "Slurm runs, or from the process and the task's own outcome JSON for local runs. No pickle in the\n"
+        "run folder is ever loaded unless you pass --unpickle-results.\n\n"
         "examples:\n  geodl status runs/demo\n  geodl status runs/demo --json | jq .states",
         _cmd_status,
     )
     status.add_argument("run", type=Path, metavar="RUN")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--unpickle-results",
+        action="store_true",
+        help="for local runs without an outcome file: unpickle submitit's *_result.pkl (runs code from the file; "
+        "only for run folders you trust)",
+    )

@@ -79,6 +79,9 @@ class CampaignConfig:
                 raise ConfigError(f"campaign.{name}: must be 0 (automatic) or positive, got {getattr(self, name)}")
         if self.array_tasks < 1:
             raise ConfigError(f"campaign.array_tasks: must be at least 1, got {self.array_tasks}")
+        from geodl_hpc.launch.profiles import check_overrides
+
+        check_overrides(self.cluster_overrides, where="campaign.cluster_overrides: ")
 
 
 # ------------------------------------------------------------------------------------------------ settings

@@ -1,8 +1,9 @@
 """Cluster profiles: YAML files in ``configs/clusters/`` that say where a job runs and what it may ask for.
 
 A profile holds default requests (partition, nodes, GPUs, CPUs, memory, time, setup lines) and ``limits``, the
-most a submission may ask. ``cluster.KEY=VALUE`` overrides change the requests, never the limits. The profile
-turns into one :class:`~geodl_hpc.launch.sbatch.SbatchSpec`, the single source of the sbatch script shown by
+most a submission may ask. ``cluster.KEY=VALUE`` overrides change the requests, never the limits, and never the
+``setup`` lines: those are shell, and only a profile file (which the user chose with ``--cluster``) may carry them.
+The profile turns into one :class:`~geodl_hpc.launch.sbatch.SbatchSpec`, the single source of the sbatch script shown by
 ``--dry-run`` and of the parameters handed to submitit.
 """
 
@@ -20,6 +21,8 @@ from geodl_hpc.launch.sbatch import LaunchError, SbatchSpec, resource_plan
 
 PROFILE_DIR_ENV = "GEODL_CLUSTERS"
 _REPO_PROFILES = Path(__file__).resolve().parents[2] / "configs" / "clusters"
+# Profile keys written verbatim into the job script as shell: a profile file may set them, no override may.
+_SHELL_KEYS = frozenset({"setup"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,12 +101,26 @@ def _find(name: str) -> Path:
     raise LaunchError(f"--cluster {name}: unknown cluster profile; available: {known} (or a path to a YAML file)")
 
 
+def check_overrides(overrides: Sequence[str], where: str = "cluster.") -> None:
+    """One-line error for an override no submission may make: shell ``setup`` lines, limits, the executor.
+
+    ``where`` says where the overrides came from in the message (``cluster.`` on the command line,
+    ``campaign.cluster_overrides: `` in a config)."""
+    for text in overrides:
+        key = str(text).split("=", 1)[0].strip().split(".", 1)[0]
+        if key in _SHELL_KEYS:
+            raise LaunchError(
+                f"{where}{key}: setup lines become shell in the job script, so only a cluster profile file may "
+                f"carry them; put them in configs/clusters/NAME.yaml and use --cluster NAME"
+            )
+        if key in ("limits", "executor", "name"):
+            raise LaunchError(f"{where}{text}: a submission cannot change the profile's limits or executor")
+
+
 def load_profile(name: str, overrides: Sequence[str] = ()) -> ClusterProfile:
     """Load profile ``name`` (or a YAML path), apply ``KEY=VALUE`` request overrides, and check the limits."""
     path = _find(name)
-    for text in overrides:
-        if text.split("=", 1)[0].strip() in ("limits", "executor", "name") or text.startswith("limits."):
-            raise LaunchError(f"cluster.{text}: a submission cannot change the profile's limits or executor")
+    check_overrides(overrides)
     data = apply_overrides(read_yaml(path), overrides)
     data["name"] = Path(path).stem
     profile = from_dict(ClusterProfile, data, "cluster")

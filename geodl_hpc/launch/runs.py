@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import subprocess
 import time
@@ -18,6 +19,8 @@ from typing import Any
 
 from geodl_hpc.launch.sbatch import LaunchError
 from geodl_hpc.osutil import atomic_write_text, pid_alive
+
+log = logging.getLogger(__name__)
 
 STATUS_FILE = "run.json"
 # Slurm states by what they mean for a task; anything unlisted counts as failed.
@@ -32,7 +35,7 @@ class TaskState:
     """One task (a job, or one array element) as ``geodl status`` shows it."""
 
     task: str
-    state: str  # pending | running | done | failed | requeued
+    state: str  # pending | running | done | failed | requeued | unknown (local, result not read)
     slurm_state: str
     requeues: int = 0
 
@@ -154,25 +157,65 @@ def write_status(run_dir: Path, data: dict[str, Any]) -> None:
     atomic_write_text(Path(run_dir) / STATUS_FILE, json.dumps(data, indent=2) + "\n")
 
 
-def local_states(run_dir: Path, status: dict[str, Any]) -> dict[str, TaskState]:
-    """States of a local (submitit local executor) run: the process, and its result file once it ended."""
+def outcome_path(folder: Path, job_id: str) -> Path:
+    """Where a batch task records how it ended, as JSON (``geodl status`` reads this, never a pickle)."""
+    return Path(folder) / f"{job_id}_outcome.json"
+
+
+def write_outcome(state: str, detail: str = "") -> None:
+    """Inside a submitit task (rank 0 only): record ``done``/``failed`` as JSON next to submitit's logs."""
+    try:
+        import submitit
+
+        env = submitit.JobEnvironment()
+        if env.global_rank != 0:
+            return
+        folder = Path(env.paths.folder)
+        job_id = str(env.job_id)
+    except (ImportError, RuntimeError, KeyError):
+        return  # not in a submitit task (a test calling the runner directly)
+    record = {"state": state, "detail": detail[:500], "at": time.time()}
+    atomic_write_text(outcome_path(folder, job_id), json.dumps(record) + "\n")
+
+
+def local_states(run_dir: Path, status: dict[str, Any], *, unpickle: bool = False) -> dict[str, TaskState]:
+    """States of a local (submitit local executor) run: the process, then the task's own outcome JSON.
+
+    submitit's ``*_result.pkl`` is only unpickled with ``unpickle=True`` (``geodl status --unpickle-results``):
+    unpickling runs whatever code the file names, and a run folder may come from someone else.
+    """
     logs = Path(run_dir) / status["logs"]
     states = {}
     for job_id in status["job_ids"]:
+        outcome = outcome_path(logs, job_id)
         result = logs / f"{job_id}_0_result.pkl"
         if pid_alive(int(job_id)):
             states[job_id] = TaskState(job_id, "running", "RUNNING")
-        elif result.exists():
+        elif outcome.is_file():
+            ok = _outcome_state(outcome) == "done"
+            states[job_id] = TaskState(job_id, "done" if ok else "failed", "FINISHED" if ok else "ERROR")
+        elif result.exists() and unpickle:
             ok = _result_ok(result)
             states[job_id] = TaskState(job_id, "done" if ok else "failed", "FINISHED" if ok else "ERROR")
+        elif result.exists():
+            states[job_id] = TaskState(job_id, "unknown", "ENDED (result.pkl not read)")
         else:
             states[job_id] = TaskState(job_id, "failed", "NO RESULT")
     return states
 
 
+def _outcome_state(path: Path) -> str:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "failed"
+    return str(data.get("state", "failed")) if isinstance(data, dict) else "failed"
+
+
 def _result_ok(path: Path) -> bool:
     import pickle
 
+    log.warning("%s: unpickling a result file (this runs any code it contains; only for run folders you trust)", path)
     try:
         with path.open("rb") as f:
             outcome = pickle.load(f)
@@ -181,11 +224,11 @@ def _result_ok(path: Path) -> bool:
     return isinstance(outcome, tuple) and bool(outcome) and outcome[0] == "success"
 
 
-def run_states(run_dir: Path) -> tuple[dict[str, Any], dict[str, TaskState]]:
-    """The status file and every task's state (sacct for Slurm runs, the process for local runs)."""
+def run_states(run_dir: Path, *, unpickle: bool = False) -> tuple[dict[str, Any], dict[str, TaskState]]:
+    """The status file and every task's state (sacct for Slurm runs, the task's outcome JSON for local runs)."""
     status = read_status(run_dir)
     if status["executor"] == "local":
-        return status, local_states(run_dir, status)
+        return status, local_states(run_dir, status, unpickle=unpickle)
     states = sacct_states(status["job_ids"])
     missing = [j for j in status["job_ids"] if j not in states and not any(t.startswith(f"{j}_") for t in states)]
     if missing:  # submitted a moment ago: slurmdbd has not recorded it yet

@@ -48,8 +48,13 @@ class JobRunner:
         from geodl_hpc.launch.preemption import requeue_if_preempted, submitit_requeue_handler
 
         handler = submitit_requeue_handler()  # before the job installs its own USR2/TERM handler
-        result = self.entry.main(self.entry.config_from_dict(self.config))
+        try:
+            result = self.entry.main(self.entry.config_from_dict(self.config))
+        except BaseException as exc:
+            runs.write_outcome("failed", f"{type(exc).__name__}: {exc}")
+            raise
         requeue_if_preempted(result, handler)  # a job that caught the signal itself reports "preempted"
+        runs.write_outcome("done", str(result.get("status", "")) if isinstance(result, dict) else "")
         return result
 
     def checkpoint(self) -> Any:
