@@ -15,6 +15,7 @@ from geodl_hpc.archive.store import (
     KIND_ATTR,
     PARQUET_META_KEY,
     PROVENANCE_ATTR,
+    checked_encoding,
     mark_complete_zarr,
     parquet_geodl_meta,
     provenance,
@@ -311,7 +312,7 @@ def _write_zarr(out: Path, table: pd.DataFrame, record: dict[str, Any], overwrit
     ds = xr.Dataset({"time": ("event", times), **data})
     encoding = {"time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64", "calendar": "proleptic_gregorian"}}
     with staged_output(out, overwrite=overwrite) as tmp:
-        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-", encoding=encoding)
+        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-", encoding=checked_encoding(ds, encoding))
         group = zarr.open_group(str(tmp), mode="r+")
         group.attrs.update({KIND_ATTR: "catalog", COMPLETE_ATTR: False, PROVENANCE_ATTR: record})
         mark_complete_zarr(tmp)

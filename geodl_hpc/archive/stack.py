@@ -148,7 +148,7 @@ def _create_store(path: Path, grid: GridSpec, layers: Sequence[Layer], chunk: in
     ds = xr.Dataset(coords={"y": grid.y_centres(), "x": grid.x_centres()})
     ds = ds.rio.write_crs(grid.crs_wkt).rio.write_transform(grid.affine).rio.write_coordinate_system()
     compressors = codec.zarr_compressors()
-    encoding = {name: {"compressors": compressors} for name in ("x", "y")}
+    encoding = {name: {"compressors": compressors} for name in ("x", "y", "spatial_ref")}
     ds.to_zarr(str(path), mode="w", zarr_format=3, consolidated=False, encoding=encoding)
     group = zarr.open_group(str(path), mode="r+")
     group.attrs.update({KIND_ATTR: "raster", COMPLETE_ATTR: False})

@@ -39,21 +39,36 @@ class CodecSpec:
     level: int = 3
 
     def zarr_compressors(self) -> list[Any]:
-        """The zarr v3 compressor list for this spec."""
+        """The zarr v3 bytes codecs for this spec: the compressor, then a crc32c of the stored chunk (always)."""
         from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
 
+        from geodl_hpc.archive.integrity import checksum_codec
+
         if self.name == "zstd":
-            return [ZstdCodec(level=self.level)]
+            return [ZstdCodec(level=self.level), checksum_codec()]
         if self.name == "blosc":
-            return [BloscCodec(cname="zstd", clevel=self.level, shuffle="shuffle")]
+            return [BloscCodec(cname="zstd", clevel=self.level, shuffle="shuffle"), checksum_codec()]
         if self.name == "gzip":
-            return [GzipCodec(level=self.level)]
+            return [GzipCodec(level=self.level), checksum_codec()]
         if self.name == "none":
-            return []
+            return [checksum_codec()]
         raise ConfigError(f"storage.codec: unknown codec {self.name!r}; use one of zstd, blosc, gzip, none")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "level": self.level}
+
+
+def checked_compressors() -> list[Any]:
+    """The default codecs (zstd + crc32c) for arrays without a configured codec: every chunk gets a checksum."""
+    return CodecSpec().zarr_compressors()
+
+
+def checked_encoding(ds: Any, encoding: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """xarray ``to_zarr`` encoding giving every variable of ``ds`` the default codecs with a chunk checksum."""
+    out = {str(name): {"compressors": checked_compressors()} for name in ds.variables}
+    for name, extra in (encoding or {}).items():
+        out[name] = {**out.get(name, {}), **extra}
+    return out
 
 
 def file_sha256(path: Path) -> str:
@@ -201,6 +216,10 @@ def require_complete(path: Path, expected: Kind | None = None) -> Kind:
     kind, complete = archive_kind(path)
     if not complete:
         raise ArchiveError(f"{path}: archive is incomplete (an ingest was interrupted); re-run the ingest")
+    if _is_zarr(Path(path)):
+        from geodl_hpc.archive.integrity import warn_if_unchecked
+
+        warn_if_unchecked(Path(path))
     if expected and kind != expected:
         raise ArchiveError(f"{path}: is a {kind} archive, but a {expected} archive is needed here")
     return kind

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geodl_hpc.archive.store import checked_encoding
 from geodl_hpc.errors import ConfigError, InputDataError
 
 if TYPE_CHECKING:
@@ -485,7 +486,7 @@ def build_synthetic_archive(
     }
     record_prov = provenance(files, chunks=chunks, codec=codec, extra=extra)
     with staged_output(out, overwrite=overwrite) as tmp:
-        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-")
+        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-", encoding=checked_encoding(ds))
         group = zarr.open_group(str(tmp), mode="r+")
         dims = ("station", "channel", "time")
         common: dict[str, Any] = {

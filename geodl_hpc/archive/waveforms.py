@@ -20,6 +20,7 @@ from geodl_hpc.archive.store import (
     KIND_ATTR,
     PROVENANCE_ATTR,
     CodecSpec,
+    checked_encoding,
     mark_complete_zarr,
     provenance,
     require_complete,
@@ -376,7 +377,7 @@ def ingest_waveforms(
         ds["pick_sample"] = ("pick", np.array([round(t * rate) for t in times], dtype=np.int64))
 
     with staged_output(out, overwrite=overwrite) as tmp:
-        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-")
+        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-", encoding=checked_encoding(ds))
         group = zarr.open_group(str(tmp), mode="r+")
         shape = (len(keys), len(channels), ntime)
         chunk_shape = (1, len(channels), chunks["time"])

@@ -10,11 +10,12 @@ User errors (``GeodlError``, missing or unwritable files) print one line to stde
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from geodl_hpc import __version__
-from geodl_hpc.cli import evaluate, hindcast, ingest, launch, models
+from geodl_hpc.cli import evaluate, hindcast, ingest, launch, models, verify
 from geodl_hpc.cli.common import FORMAT, Handler, Verbs
 from geodl_hpc.errors import GeodlError
 
@@ -50,6 +51,7 @@ VERBS: tuple[Callable[[Verbs], None], ...] = (
     hindcast.add_hindcast,
     models.add_annotate,
     launch.add_status,
+    verify.add_verify,
 )
 
 
@@ -79,10 +81,15 @@ def main(argv: Sequence[str] | None = None, *, entry_module: str) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.entry_module = entry_module
     handler: Handler = args.handler
+    from geodl_hpc.archive.integrity import enable_checked_reads
+
+    enable_checked_reads()
     try:
         return handler(args)
     except GeodlError as exc:
         print(f"geodl: error: {exc}", file=sys.stderr)
+        # zarr's reads that were in flight beside a failed chunk would log "Task was destroyed" at exit.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         return exc.exit_code
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         where = exc.filename or ""

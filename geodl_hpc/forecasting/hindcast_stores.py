@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geodl_hpc.archive.store import checked_compressors
 from geodl_hpc.evaluation.csep.forecast import GriddedForecast, write_forecast_zarr
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ def _build_forecast_store(path: Path, model: ModelConfig, block: int, inputs: In
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     shape = (n_test, grid.n_cells, grid.n_mags)
     chunks = (block, grid.n_cells, grid.n_mags)
-    group.create_array("rates", shape=shape, chunks=chunks, dtype="float64", fill_value=np.nan)
+    group.create_array(
+        "rates", shape=shape, chunks=chunks, dtype="float64", fill_value=np.nan, compressors=checked_compressors()
+    )
     starts = inputs.edges[inputs.first_test : -1].astype(np.int64)
     ends = inputs.edges[inputs.first_test + 1 :].astype(np.int64)
     for name, values in (
@@ -64,7 +67,9 @@ def _build_forecast_store(path: Path, model: ModelConfig, block: int, inputs: In
         ("origins", grid.origins),
         ("mag_edges", np.asarray(grid.mag_edges)),
     ):
-        array = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=values.shape)
+        array = group.create_array(
+            name, shape=values.shape, dtype=values.dtype, chunks=values.shape, compressors=checked_compressors()
+        )
         array[...] = values
     group.attrs.update(
         {

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geodl_hpc.archive.store import COMPLETE_ATTR, PROVENANCE_ATTR, provenance, require_complete
+from geodl_hpc.archive.store import (
+    COMPLETE_ATTR,
+    PROVENANCE_ATTR,
+    checked_compressors,
+    checked_encoding,
+    provenance,
+    require_complete,
+)
 from geodl_hpc.errors import ArchiveError, ConfigError, InputDataError
 from geodl_hpc.inference.annotate_config import AnnotateJobConfig
 from geodl_hpc.inference.annotate_kernels import (
@@ -191,7 +198,7 @@ def _create_output(out: Path, info: ArchiveInfo, classes: Sequence[str], setting
         src = xr.open_zarr(str(info.path), consolidated=False)
         coords = {k: src[k].load() for k in ("station", "network", "location", "latitude", "longitude", "elevation")}
         ds = xr.Dataset(coords={**coords, "class": ("class", np.array(list(classes), dtype=object))})
-        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-")
+        ds.to_zarr(str(tmp), zarr_format=3, consolidated=False, mode="w-", encoding=checked_encoding(ds))
         group: Any = zarr.open_group(str(tmp), mode="r+")
         arr = group.create_array(
             "probabilities",
@@ -442,13 +449,25 @@ def finalise(out: Path, n_blocks: int, config: AnnotateJobConfig, record: dict[s
         }
         for name, (values, units) in columns.items():
             arr = group.create_array(
-                name, shape=(n,), dtype=values.dtype, dimension_names=("pick",), overwrite=True, chunks=(max(n, 1),)
+                name,
+                shape=(n,),
+                dtype=values.dtype,
+                dimension_names=("pick",),
+                overwrite=True,
+                chunks=(max(n, 1),),
+                compressors=checked_compressors(),
             )
             if n:
                 arr[...] = values
             arr.attrs["units"] = units
         phase = group.create_array(
-            "pick_phase", shape=(n,), dtype=str, dimension_names=("pick",), overwrite=True, chunks=(max(n, 1),)
+            "pick_phase",
+            shape=(n,),
+            dtype=str,
+            dimension_names=("pick",),
+            overwrite=True,
+            chunks=(max(n, 1),),
+            compressors=checked_compressors(),
         )
         if n:
             phase[...] = table["phase"].to_numpy(dtype=str)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geodl_hpc.archive.grid import GridSpec
+from geodl_hpc.archive.integrity import chunk_crc32c
 from geodl_hpc.archive.stack import RunningStats
 from geodl_hpc.archive.store import provenance, require_complete
 from geodl_hpc.errors import ArchiveError, ConfigError, InputDataError
@@ -41,6 +42,7 @@ from geodl_hpc.inference.writer import (
     map_id,
     open_arrays,
     read_settings,
+    region_chunk_keys,
     settings_diff,
     stats_to_dict,
     write_region,
@@ -377,7 +379,9 @@ def run_regions(
         start = time.perf_counter()
         write_region(arrays, region.slices(), list(result))
         stats = {n: stats_to_dict(RunningStats.of_block(p)) for n, p in zip(work.names, result, strict=True)}
-        ledger.record(index, {"region": index, "window": [region.r0, region.r1, region.c0, region.c1], "stats": stats})
+        window = [region.r0, region.r1, region.c0, region.c1]
+        crcs = chunk_crc32c(work.out, region_chunk_keys(arrays, work.names, window))
+        ledger.record(index, {"region": index, "window": window, "stats": stats, "chunk_crc32c": crcs})
         times["write_s"] += time.perf_counter() - start
         return index
 
@@ -551,7 +555,7 @@ def infer(
         old, _ = read_settings(out)  # another rank may have created it since the check above
         if old is None or settings_diff(old, settings):
             raise ArchiveError(f"{out}: another run created this map with other settings; give each run its own output")
-    done = Ledger(ledger_folder(out), map_id(out)).done()
+    done = Ledger(ledger_folder(out), map_id(out)).done_intact(out)
     mine = plan.regions(config.rank, config.n_ranks)
     todo = [i for i in mine if i not in done]
     work = RegionWork(archive, out, config, spec, plan, halo, tuple(names))

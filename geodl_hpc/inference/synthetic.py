@@ -147,6 +147,7 @@ def lazy_stack(
 
 def _generated_store_class() -> type:
     """The class of :func:`generated_store`, built on first use (zarr is imported lazily)."""
+    import google_crc32c
     from zarr.core.buffer import default_buffer_prototype
     from zarr.storage import LocalStore
 
@@ -167,7 +168,9 @@ def _generated_store_class() -> type:
                 # Zarr stores edge chunks at full size; the part beyond the raster is never read.
                 block = self.fields.block(self.index[parts[0]], i * n, (i + 1) * n, j * n, (j + 1) * n)
                 self.generated += 1
-                return (prototype or default_buffer_prototype()).buffer.from_bytes(block.astype("<f4").tobytes())
+                raw = block.astype("<f4").tobytes()
+                raw += google_crc32c.value(raw).to_bytes(4, "little")  # the layers' codec chain ends in crc32c
+                return (prototype or default_buffer_prototype()).buffer.from_bytes(raw)
             return await super().get(key, prototype, byte_range)
 
     return _GeneratedStore

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -25,6 +26,8 @@ from geodl_hpc.archive.stack import Layer, RunningStats, _create_store, _write_p
 from geodl_hpc.archive.store import COMPLETE_ATTR, PROVENANCE_ATTR, CodecSpec
 from geodl_hpc.errors import ArchiveError
 from geodl_hpc.osutil import atomic_write_text, fsync_dir, pid_alive
+
+log = logging.getLogger(__name__)
 
 SETTINGS_ATTR = "geodl_inference"
 RUN_ID_ATTR = "geodl_inference_id"
@@ -81,6 +84,40 @@ class Ledger:
     def read(self, index: int) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.path(index).read_text())
         return data
+
+    def done_intact(self, store: Path) -> set[int]:
+        """:meth:`done`, less regions whose entry is unreadable or whose output chunks changed since they were
+        recorded (``chunk_crc32c``); those entries are removed, so a resumed run redoes the region."""
+        from geodl_hpc.archive.integrity import chunk_checks_failed
+
+        intact = set()
+        for index in sorted(self.done()):
+            try:
+                recorded = self.read(index).get("chunk_crc32c") or {}
+            except (OSError, ValueError):
+                recorded, bad = {}, ["its ledger entry (unreadable)"]
+            else:
+                bad = chunk_checks_failed(store, recorded)
+            if bad:
+                log.warning("%s: region %d: %s changed since it was marked done; redoing the region", store, index,
+                            bad[0])  # fmt: skip
+                self.path(index).unlink(missing_ok=True)
+            else:
+                intact.add(index)
+        return intact
+
+
+def region_chunk_keys(arrays: Sequence[Any], names: Sequence[str], window: Sequence[int]) -> list[str]:
+    """Store keys (``NAME/c/I/J``) of every output chunk that the region ``window`` (r0, r1, c0, c1) covers."""
+    r0, r1, c0, c1 = window
+    keys = []
+    for array, name in zip(arrays, names, strict=True):
+        ch, cw = array.chunks[-2:]
+        lead = "0/" * (len(array.shape) - 2)
+        keys += [
+            f"{name}/c/{lead}{i}/{j}" for i in range(r0 // ch, -(-r1 // ch)) for j in range(c0 // cw, -(-c1 // cw))
+        ]
+    return keys
 
 
 def stats_to_dict(stats: RunningStats) -> dict[str, Any]:

@@ -45,8 +45,10 @@ class JobRunner:
         self.entry = registry.entry(job)
 
     def __call__(self) -> dict[str, Any]:
+        from geodl_hpc.archive.integrity import enable_checked_reads
         from geodl_hpc.launch.preemption import requeue_if_preempted, submitit_requeue_handler
 
+        enable_checked_reads()
         handler = submitit_requeue_handler()  # before the job installs its own USR2/TERM handler
         try:
             result = self.entry.main(self.entry.config_from_dict(self.config))

@@ -20,6 +20,7 @@ from geodl_hpc.archive.store import (
     COMPLETE_ATTR,
     KIND_ATTR,
     PROVENANCE_ATTR,
+    checked_compressors,
     mark_complete_zarr,
     staged_output,
 )
@@ -282,7 +283,9 @@ def write_forecast_zarr(fc: GriddedForecast, path: Path, *, overwrite: bool = Fa
             "mask": (np.ones(fc.n_cells, dtype=bool) if fc.mask is None else fc.mask, (chunk_cells,)),
         }
         for name, (values, chunks) in arrays.items():
-            array = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks)
+            array = group.create_array(
+                name, shape=values.shape, dtype=values.dtype, chunks=chunks, compressors=checked_compressors()
+            )
             array[...] = values
         group.attrs.update(
             {
