@@ -126,7 +126,7 @@ def _find_checkpoint(path: Path) -> Path:
 def load_model_checkpoint(path: Path) -> LoadedModel:
     """A training checkpoint's model (``weights_only`` load) with the layers it was trained on."""
     from geodl_hpc.models import build_model
-    from geodl_hpc.training.checkpoint import load_checkpoint
+    from geodl_hpc.training.checkpoint import fit_state_dict, load_checkpoint
 
     path = _find_checkpoint(Path(path))
     state = load_checkpoint(path)
@@ -146,7 +146,7 @@ def load_model_checkpoint(path: Path) -> LoadedModel:
     module = build_model(
         str(m["name"]), in_ch, width=int(m["width"]), depth=int(m["depth"]), per_pixel=True, dropout=float(m["dropout"])
     )
-    module.load_state_dict(weights)
+    fit_state_dict(module, weights, path, f"model {m['name']} (width {m['width']}, depth {m['depth']})")
     layers = tuple(data["layers"]) if data.get("layers") else None
     if layers is not None and in_ch not in (len(layers), len(layers) + 1):
         raise InputDataError(f"{path}: model has {in_ch} input channels but was trained on layers {list(layers)}")

@@ -217,7 +217,7 @@ def load_picker(path: Path | str) -> LoadedPicker:
     """A trained picker from a training output folder (``config.resolved.yaml`` + ``checkpoints/``) or one of its
     checkpoint files; the newest ``step-*.pt`` when given a folder."""
     from geodl_hpc.config import from_dict, read_yaml
-    from geodl_hpc.training.checkpoint import load_checkpoint
+    from geodl_hpc.training.checkpoint import fit_state_dict, load_checkpoint
     from geodl_hpc.training.config import TrainJobConfig
 
     path = Path(path)
@@ -233,11 +233,11 @@ def load_picker(path: Path | str) -> LoadedPicker:
         raise InputDataError(f"{folder}: trained model {m.name!r} is not a phase picker ({', '.join(PICKER_MODELS)})")
     window, rate, channels = _meta(folder, config.archive, config.train.data.chip)
     module = build_picker(m.name, len(channels), **_model_options(m))
-    state = load_checkpoint(ckpt or _newest_checkpoint(folder))
-    try:
-        module.load_state_dict(state["model"])
-    except RuntimeError:
-        raise InputDataError(f"{ckpt or folder}: checkpoint weights do not fit model {m.name!r}; retrain") from None
+    path = ckpt or _newest_checkpoint(folder)
+    state = load_checkpoint(path)
+    if not isinstance(state.get("model"), dict):
+        raise InputDataError(f"{path}: checkpoint holds no model weights; give one written by `geodl train`")
+    fit_state_dict(module, state["model"], path, f"picker {m.name!r}")
     module.eval()
     return LoadedPicker(module, window, rate, channels, module.output_names)
 

@@ -189,3 +189,31 @@ def restore_rank_torch_rng(table: torch.Tensor, rank: int, size: int) -> None:
     if table.shape[0] != size:
         return  # a different rank count: keep the freshly seeded state
     torch.set_rng_state(table[rank].to(torch.uint8))
+
+
+# Wrappers whose weights are the model's under a prefix: DDP/Horovod (``module.``) and the main job's chip-pooled
+# fold models (``net.``); a checkpoint of either loads into the bare model.
+WRAPPER_PREFIXES = ("module.", "net.")
+
+
+def fit_state_dict(module: torch.nn.Module, weights: dict[str, Any], path: Path, what: str) -> None:
+    """Load ``weights`` into ``module`` (unwrapping known wrapper prefixes); a mismatch is a one-line error naming
+    ``path`` and the first missing, unexpected or mis-shaped key."""
+    own = module.state_dict()
+    for prefix in WRAPPER_PREFIXES:
+        if weights and all(k.startswith(prefix) for k in weights) and not any(k.startswith(prefix) for k in own):
+            weights = {k.removeprefix(prefix): v for k, v in weights.items()}
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [k for k in own if k in weights and tuple(getattr(weights[k], "shape", ())) != tuple(own[k].shape)]
+    for label, keys in (("missing key", missing), ("unexpected key", unexpected), ("wrong shape of key", shapes)):
+        if keys:
+            detail = ""
+            if label.startswith("wrong"):
+                detail = f" ({tuple(weights[keys[0]].shape)} in the file, {tuple(own[keys[0]].shape)} in the model)"
+            more = f", {len(keys) - 1} more" if len(keys) > 1 else ""
+            raise CheckpointError(
+                f"{path}: checkpoint does not fit {what}: {label} {keys[0]!r}{detail}{more}; give a checkpoint "
+                "of this model and config (or retrain)"
+            )
+    module.load_state_dict(weights)

@@ -123,3 +123,45 @@ def test_resumed_run_redoes_a_region_whose_chunk_was_damaged(geodl: RunGeodl, tm
     want = np.asarray(zarr.open_array(str(reference / "probability"), mode="r")[...])
     np.testing.assert_array_equal(got, want)
     assert geodl("verify", out).returncode == 0
+
+
+def _checkpoint(path: Path, model: Any, width: int = 4) -> Path:
+    import torch
+
+    config = {"model": {"name": "prospectivity_cnn", "width": width, "depth": 3, "per_pixel": True, "dropout": 0.0},
+              "data": {"layers": LAYERS, "label": "deposits"}}  # fmt: skip
+    torch.save({"step": 1, "model": model.state_dict(), "config": json.dumps(config)}, path)
+    return path
+
+
+def test_a_fold_checkpoint_of_the_main_job_loads_in_infer(geodl: RunGeodl, tmp_path: Path, stack: Path) -> None:
+    """The main job trains chip-pooled wrappers (weights under ``net.``); their best.pt maps like any other."""
+    from jobs.prospectivity import _chip_model
+    from tests.inference.conftest import tiny_cnn
+
+    fold = _checkpoint(tmp_path / "fold-best.pt", _chip_model(tiny_cnn(), "max"))
+    plain = _checkpoint(tmp_path / "plain-best.pt", tiny_cnn())
+    maps = []
+    for name, ckpt in (("fold", fold), ("plain", plain)):
+        cfg = infer_config(tmp_path, stack, tmp_path / f"{name}.zarr", checkpoint=str(ckpt))
+        ran = geodl("infer", cfg)
+        assert ran.returncode == 0, ran.stderr
+        import zarr
+
+        maps.append(np.asarray(zarr.open_array(str(tmp_path / f"{name}.zarr" / "probability"), mode="r")[...]))
+    np.testing.assert_array_equal(maps[0], maps[1])
+
+
+def test_a_checkpoint_of_another_config_is_one_line_naming_file_and_key(
+    geodl: RunGeodl, tmp_path: Path, stack: Path
+) -> None:
+    from tests.inference.conftest import tiny_cnn
+
+    other = _checkpoint(tmp_path / "other.pt", tiny_cnn(), width=8)  # weights of width 4, config says 8
+    cfg = infer_config(tmp_path, stack, tmp_path / "m.zarr", checkpoint=str(other))
+    one_line_error(geodl("infer", cfg), "other.pt: checkpoint does not fit model prospectivity_cnn (width 8", "key '")
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(other.read_bytes()[:300])
+    cfg = infer_config(tmp_path, stack, tmp_path / "m.zarr", checkpoint=str(torn))
+    one_line_error(geodl("infer", cfg), "torn.pt: unreadable checkpoint")
+    assert not (tmp_path / "m.zarr").exists()
