@@ -22,30 +22,10 @@ import numpy as np
 from geodl_hpc.config import dump_config
 from geodl_hpc.errors import ConfigError
 from geodl_hpc.launch.allocation import allocation_collective
-from geodl_hpc.training.config import TrainConfig, TrainJobConfig
+from geodl_hpc.training.config import TrainConfig, TrainJobConfig, raster_pipeline_config
 
 if TYPE_CHECKING:
     from geodl_hpc.collective import Collective
-
-
-def raster_pipeline_config(archive: Path, train: TrainConfig, layers: tuple[str, ...] | None, label: str) -> Any:
-    """The chip pipeline settings of ``train`` on raster ``archive``, serving ``layers`` (None: all) and ``label``."""
-    from geodl_hpc.pipeline import PipelineConfig
-
-    data = train.data
-    return PipelineConfig(
-        Path(archive),
-        chip=data.chip,
-        layers=layers,
-        label=label,
-        batch_size=data.batch_size,
-        unit_chunks=data.unit_chunks,
-        mix_units=data.mix_units,
-        seed=train.seed,
-        augment=data.augment,
-        backend=data.backend,
-        num_workers=data.num_workers,
-    )
 
 
 def build_pipeline(archive: Path, train: TrainConfig) -> Any:

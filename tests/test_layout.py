@@ -26,3 +26,14 @@ def test_the_library_never_imports_the_jobs() -> None:
 
 def test_only_the_cli_imports_the_cli() -> None:
     assert _edges("geodl_hpc", "geodl_hpc.cli") == {}
+
+
+def test_no_job_imports_another_job() -> None:
+    """Each ``jobs/NAME.py`` imports only the library; a stage two jobs share lives in ``geodl_hpc``."""
+    graph, _ = import_graph()
+    found = {
+        module: sorted(t for t in imported if _within(t, "jobs") and t not in ("jobs", module))
+        for module, imported in graph.items()
+        if _within(module, "jobs") and module not in ("jobs.cli", "jobs.entries")
+    }
+    assert {m: names for m, names in found.items() if names} == {}

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geodl_hpc.archive.grid import GridSpec
 from geodl_hpc.archive.stack import BlockSource, write_stack
 from geodl_hpc.archive.store import CodecSpec, mark_complete_zarr, provenance, staged_output
 from geodl_hpc.archive.vector import LineSource, PointCountSource, PolygonSource, read_vector
-from geodl_hpc.errors import InputDataError
+from geodl_hpc.errors import ArchiveError, InputDataError
+
+if TYPE_CHECKING:
+    from geodl_hpc.config import JobConfig
 
 MURCHISON_DIR = Path(__file__).resolve().parent.parent / "data" / "murchison"
 MURCHISON_CRS = "EPSG:32750"
@@ -96,3 +99,53 @@ def build_murchison(
         write_stack(tmp, grid, sources, chunk=chunk, codec=codec, provenance_record=record, progress=progress)
         mark_complete_zarr(tmp)
     return out
+
+
+ARCHIVE_NAME = "murchison.zarr"  # inside the ingest output folder
+
+
+def _up_to_date(archive: Path, config: JobConfig) -> bool:
+    """True when ``archive`` is complete and was built with the same murchison and storage options."""
+    from geodl_hpc.archive.inspect import describe
+    from geodl_hpc.archive.store import archive_kind
+    from geodl_hpc.config import to_dict
+
+    if not archive.exists():
+        return False
+    _, complete = archive_kind(archive)
+    if not complete:
+        return False
+    built = (describe(archive)["provenance"] or {}).get("config", {})
+    wanted = to_dict(config)
+    return all(built.get(key) == wanted[key] for key in ("murchison", "storage"))
+
+
+def ingest_murchison(config: JobConfig) -> dict[str, Any]:
+    """Build ``OUTPUT/murchison.zarr`` (skipped when an identical complete one exists) and describe it; the
+    ``ingest_murchison`` job and the main job's first stage."""
+    from geodl_hpc.archive.inspect import describe
+    from geodl_hpc.config import dump_config, to_dict
+
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    archive = output / ARCHIVE_NAME
+    if _up_to_date(archive, config):
+        info = describe(archive)
+        info["skipped"] = True
+        return info
+    if archive.exists() and not config.overwrite:
+        raise ArchiveError(
+            f"{archive}: exists and was built with other options; set overwrite=true or choose another output"
+        )
+    dump_config(config, output / "config.resolved.yaml")
+    build_murchison(
+        archive,
+        resolution=config.murchison.resolution,
+        chunk=config.storage.chunk,
+        codec=config.storage.codec_spec(),
+        overwrite=archive.exists(),
+        extra_provenance={"config": to_dict(config)},
+    )
+    info = describe(archive)
+    info["skipped"] = False
+    return info

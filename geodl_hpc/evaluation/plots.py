@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from geodl_hpc.evaluation.blockcv import CVResult, RasterData
 
 
 def _figure(**kwargs: Any) -> Any:
@@ -86,3 +89,20 @@ def plot_probability_map(
     ax.legend(loc="lower left", fontsize=8)
     fig.colorbar(image, ax=ax, shrink=0.7, label="probability")
     return save_figure_atomic(fig, path)
+
+
+def write_cv_figures(output: Path, results: dict[str, CVResult], data: RasterData) -> dict[str, str]:
+    """The success-rate PNG and one probability map PNG per model; returns ``{caption: file name}``."""
+    curves = {name: (r.area, r.captured) for name, r in results.items()}
+    figures = {"Success-rate curves": plot_success_rate(curves, output / "success_rate.png").name}
+    for name, r in results.items():
+        path = plot_probability_map(
+            r.probability,
+            data.deposits,
+            data.x,
+            data.y,
+            output / f"probability_{name}.png",
+            title=f"{name}: out-of-fold probability with deposits",
+        )
+        figures[f"{name} probability map"] = path.name
+    return figures

@@ -20,10 +20,16 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geodl_hpc.evaluation.nested import spread
 from geodl_hpc.osutil import atomic_write_text
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from geodl_hpc.evaluation.blockcv import RasterData
+    from geodl_hpc.evaluation.config import EvaluationConfig
 
 CONTRACT_KEYS = ("auc_blockcv", "auc_within_greenstone", "capture_top2pct", "capture_top5pct", "capture_top10pct")
 LABELS = {"auc_blockcv": "AUC", "auc_within_greenstone": "AUC within greenstone", "capture_top2pct": "top 2 %",
@@ -284,3 +290,29 @@ def render_selection(document: Mapping[str, Any]) -> str:
         "figures are the honest estimate.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def evaluation_setup(config: EvaluationConfig, data: RasterData, folds_map: np.ndarray) -> dict[str, Any]:
+    """What was evaluated and how: data, attribution, layers, fold setup and per-fold deposit counts."""
+    from geodl_hpc.archive.murchison import ATTRIBUTION
+
+    res = abs(float(data.x[1] - data.x[0])) if len(data.x) > 1 else None
+    return {
+        "data": DATA_NAME,
+        "attribution": ATTRIBUTION,
+        "archive": str(config.archive),
+        "resolution": res,
+        "shape": list(data.shape),
+        "layers": list(data.layers),
+        "label": config.label,
+        "mask": config.mask,
+        "folds": config.folds,
+        "blocks": list(config.blocks),
+        "seed": config.seed,
+        "buffer": config.buffer,
+        "max_negatives": config.max_negatives,
+        "n_deposits": int(data.deposits.sum()),
+        "n_positive_pixels": int(data.positives.sum()),
+        "n_valid_pixels": int(data.valid.sum()),
+        "deposits_per_fold": [int(data.deposits[folds_map == k].sum()) for k in range(config.folds)],
+    }

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from geodl_hpc.archive.synthetic_seismic import SyntheticSeismicConfig
@@ -134,3 +135,23 @@ class TrainJobConfig:
     output: str = "runs/train"
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     synthetic: SyntheticSeismicConfig | None = None
+
+
+def raster_pipeline_config(archive: Path, train: TrainConfig, layers: tuple[str, ...] | None, label: str) -> Any:
+    """The chip pipeline settings of ``train`` on raster ``archive``, serving ``layers`` (None: all) and ``label``."""
+    from geodl_hpc.pipeline import PipelineConfig
+
+    data = train.data
+    return PipelineConfig(
+        Path(archive),
+        chip=data.chip,
+        layers=layers,
+        label=label,
+        batch_size=data.batch_size,
+        unit_chunks=data.unit_chunks,
+        mix_units=data.mix_units,
+        seed=train.seed,
+        augment=data.augment,
+        backend=data.backend,
+        num_workers=data.num_workers,
+    )
