@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from geodl_hpc.config import apply_overrides, read_yaml
     from geodl_hpc.evaluation.baselines import baseline_predictors
     from geodl_hpc.evaluation.blockcv import check_folds, fold_map, load_raster, make_folds, run_blockcv, score_map
+    from geodl_hpc.evaluation.cnn_folds import normalised_input, predict_in_memory, train_fold_model
     from geodl_hpc.evaluation.nested import SELECTION_KEYS, nested_selection
     from geodl_hpc.evaluation.report import CONTRACT_KEYS
-    from jobs.prospectivity import normalised_input, predict_in_memory, train_fold_model
 
     started = time.perf_counter()
     base = apply_overrides(read_yaml(Path(args.config)), args.set)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -106,3 +107,26 @@ def write_cv_figures(output: Path, results: dict[str, CVResult], data: RasterDat
         )
         figures[f"{name} probability map"] = path.name
     return figures
+
+
+def plot_learning_curves(folders: dict[str, Path], path: Path) -> Path | None:
+    """Epoch loss of every fold's training run (from its ``metrics.jsonl``) in one PNG."""
+    fig, ax = _figure(figsize=(6, 4))
+    drawn = False
+    for name, folder in folders.items():
+        log = folder / "metrics.jsonl"
+        if not log.exists():
+            continue
+        recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        steps = [r for r in recs if r.get("kind") == "step"]
+        epochs = [r for r in recs if r.get("kind") == "epoch"]
+        if steps:
+            (line,) = ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=0.6, alpha=0.5)
+            ax.plot([r["step"] for r in epochs], [r["loss"] for r in epochs], "o-", color=line.get_color(), label=name)
+            drawn = True
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (BCE)")
+    ax.set_title("Learning curves (thin: steps, dots: epochs)")
+    if drawn:
+        ax.legend(fontsize=8)
+    return save_figure_atomic(fig, path)

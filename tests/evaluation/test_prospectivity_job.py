@@ -123,10 +123,10 @@ def test_in_memory_prediction_equals_the_tiled_runner(run: tuple[Path, dict[str,
 
     import jobs.ingest_murchison as ingest
     from geodl_hpc.evaluation.blockcv import load_raster
+    from geodl_hpc.evaluation.cnn_folds import normalised_input, predict_in_memory
     from geodl_hpc.inference.config import InferJobConfig
     from geodl_hpc.inference.runner import infer
     from geodl_hpc.models.prospectivity import EnsembleMean, ProspectivityCNN
-    from jobs.prospectivity import normalised_input, predict_in_memory
 
     output, doc = run
     archive = output.parent / "archive" / ingest.ARCHIVE_NAME

@@ -136,7 +136,7 @@ def _checkpoint(path: Path, model: Any, width: int = 4) -> Path:
 
 def test_a_fold_checkpoint_of_the_main_job_loads_in_infer(geodl: RunGeodl, tmp_path: Path, stack: Path) -> None:
     """The main job trains chip-pooled wrappers (weights under ``net.``); their best.pt maps like any other."""
-    from jobs.prospectivity import _chip_model
+    from geodl_hpc.evaluation.cnn_folds import chip_model as _chip_model
     from tests.inference.conftest import tiny_cnn
 
     fold = _checkpoint(tmp_path / "fold-best.pt", _chip_model(tiny_cnn(), "max"))
