@@ -32,8 +32,6 @@ import numpy as np
 
 from geodl_hpc.archive.store import (
     COMPLETE_ATTR,
-    PROVENANCE_ATTR,
-    checked_compressors,
     checked_encoding,
     provenance,
     require_complete,
@@ -49,96 +47,25 @@ from geodl_hpc.inference.annotate_kernels import (
     time_blocks,
     window_starts,
 )
-from geodl_hpc.inference.runner import module_digest
+from geodl_hpc.inference.annotate_picker import Picker, as_picker
+from geodl_hpc.inference.annotate_picks import Pick, finalise, output_files
 from geodl_hpc.inference.writer import (
     RUN_ID_ATTR,
     SETTINGS_ATTR,
     Ledger,
     create_once,
-    finalise_once,
     ledger_folder,
     map_id,
     read_settings,
     settings_diff,
 )
-from geodl_hpc.pipeline.decode import normalise_windows
 from geodl_hpc.progress import progress_bar
 
 if TYPE_CHECKING:
-    import pandas as pd
-    import torch
+    pass
 
 ANNOTATION_ATTR = "geodl_annotation"
-Pick = tuple[int, str, int, float]  # station index, phase, sample, probability
-
-
-@dataclass
-class Picker:
-    """What the engine needs of a picker: the module, its window, rate, channels, class names and normaliser."""
-
-    module: torch.nn.Module
-    window: int
-    sampling_rate: float
-    channels: tuple[str, ...]
-    output_names: tuple[str, ...]
-    normalise: Callable[[np.ndarray], np.ndarray]
-    digest: str
-    source: Path | None = None
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(B, K, T)`` float32 of windows ``x (B, C, T)`` (normalised here)."""
-        import torch
-
-        with torch.inference_mode():
-            logits = self.module(torch.from_numpy(np.ascontiguousarray(self.normalise(x), dtype=np.float32)))
-            probs = _probabilities_fn(self.module)(logits)
-        return np.asarray(probs.float().numpy(), dtype=np.float32)
-
-
-def _probabilities_fn(module: Any) -> Callable[[Any], Any]:
-    """The picker's own logits -> probabilities (``module.probabilities``), else a softmax over classes."""
-    if callable(getattr(module, "probabilities", None)):
-        fn: Callable[[Any], Any] = module.probabilities
-        return fn
-    import torch
-
-    return lambda logits: torch.softmax(logits.float(), dim=1)
-
-
-def as_picker(model: Any) -> Picker:
-    """A :class:`Picker` from a path (``models.picker.load_picker``), a ``LoadedPicker`` or a :class:`Picker`."""
-    if isinstance(model, Picker):
-        return model
-    source: Path | None = None
-    if isinstance(model, str | Path):
-        source = Path(model)
-        if not source.exists():
-            raise InputDataError(f"{source}: no such picker; point model= at a training output folder or checkpoint")
-        try:
-            from geodl_hpc.models.picker import load_picker
-        except ImportError:
-            raise ConfigError("model: this install has no geodl_hpc.models.picker; update geodl_hpc") from None
-        model = load_picker(source)
-    needed = ("module", "window", "sampling_rate", "channels", "output_names")
-    missing = [n for n in needed if not hasattr(model, n)]
-    if missing:
-        raise ConfigError(f"model: {type(model).__name__} lacks {missing}; give a picker checkpoint")
-    module = model.module
-    module.eval()
-    normalise = getattr(model, "normalise", None) or normalise_windows
-    return Picker(
-        module=module,
-        window=int(model.window),
-        sampling_rate=float(model.sampling_rate),
-        channels=tuple(str(c) for c in model.channels),
-        output_names=tuple(str(c) for c in model.output_names),
-        normalise=normalise,
-        digest=module_digest(module),
-        source=source,
-    )
-
-
-# ------------------------------------------------------------------------------------------------ archive
+__all__ = ["ANNOTATION_ATTR", "Pick", "Picker", "annotate", "as_picker", "finalise", "output_files"]
 
 
 @dataclass(frozen=True)
@@ -361,145 +288,6 @@ def run_blocks_ray(picker: Picker, job: BlockJob, blocks: Sequence[TimeBlock], w
     refs = [remote.remote(picker_ref, job, list(blocks[w::workers])) for w in range(workers)]
     results = ray.get(refs)
     return {"samples": float(sum(r["samples"] for r in results)), "seconds": time.perf_counter() - t0}
-
-
-# ------------------------------------------------------------------------------------------------ finalise
-
-
-def picks_frame(picks: Sequence[Pick], out: Path) -> pd.DataFrame:
-    """The pick table: station, network, location, phase, time (UTC ISO), time_s, sample, probability."""
-    import pandas as pd
-    import zarr
-
-    group: Any = zarr.open_group(str(out), mode="r")
-    attrs = dict(group.attrs)
-    rate = float(attrs["sampling_rate"])
-    start = np.datetime64(str(attrs["starttime"]).removesuffix("Z"), "ns")
-    codes = [str(v) for v in group["station"][...]]
-    nets = [str(v) for v in group["network"][...]]
-    locs = [str(v) for v in group["location"][...]]
-    rows = sorted(picks, key=lambda p: (p[2], p[0], p[1]))
-    sample = np.array([p[2] for p in rows], dtype=np.int64)
-    offset_ns = np.round(sample * (1e9 / rate)).astype(np.int64)
-    times = start + offset_ns.astype("timedelta64[ns]")
-    return pd.DataFrame(
-        {
-            "network": [nets[p[0]] for p in rows],
-            "station": [codes[p[0]] for p in rows],
-            "location": [locs[p[0]] for p in rows],
-            "station_index": np.array([p[0] for p in rows], dtype=np.int64),
-            "phase": [p[1] for p in rows],
-            "time": [np.datetime_as_string(t, unit="ms") + "Z" for t in times],
-            "time_s": sample / rate,
-            "sample": sample,
-            "probability": np.array([p[3] for p in rows], dtype=np.float64),
-        }
-    )
-
-
-def write_quakeml(table: pd.DataFrame, path: Path, channel_codes: dict[str, str] | None = None) -> Path:
-    """The picks as QuakeML (one Event holding every pick) through ObsPy."""
-    from obspy import UTCDateTime
-    from obspy.core.event import Catalog, Comment, Event, Pick, WaveformStreamID
-
-    event = Event()
-    event.comments.append(Comment(text="automatic picks of geodl annotate (one event holds all picks)"))
-    for row in table.itertuples(index=False):
-        channel = (channel_codes or {}).get(f"{row.network}.{row.station}", "")
-        wid = WaveformStreamID(
-            network_code=row.network or None,
-            station_code=row.station,
-            location_code=row.location or None,
-            channel_code=channel or None,
-        )
-        pick = Pick(time=UTCDateTime(str(row.time)), waveform_id=wid, phase_hint=str(row.phase),
-                    evaluation_mode="automatic")  # fmt: skip
-        pick.comments.append(Comment(text=f"probability={float(row.probability):.4f}"))
-        event.picks.append(pick)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Catalog(events=[event]).write(str(tmp), format="QUAKEML")
-    os.replace(tmp, path)
-    return path
-
-
-def output_files(out: Path, picks_format: str) -> dict[str, Path]:
-    base = out.with_name(out.name.removesuffix(".zarr"))
-    return {
-        "picks": base.with_name(f"{base.name}.picks.{picks_format}"),
-        "quakeml": base.with_name(f"{base.name}.picks.xml"),
-    }
-
-
-def finalise(out: Path, n_blocks: int, config: AnnotateJobConfig, record: dict[str, Any]) -> bool:
-    """Once every block is in the ledger: picks into the store, the table and QuakeML, then the flag (last)."""
-    import zarr
-
-    def write(ledger: Ledger) -> None:
-        picks: list[Pick] = []
-        for index in range(n_blocks):
-            picks.extend((int(p[0]), str(p[1]), int(p[2]), float(p[3])) for p in ledger.read(index)["picks"])
-        table = picks_frame(picks, out)
-        group: Any = zarr.open_group(str(out), mode="r+")
-        n = len(table)
-        columns = {
-            "pick_station": (table["station_index"].to_numpy(np.int64), "index into station"),
-            "pick_time_s": (table["time_s"].to_numpy(np.float64), "s after starttime"),
-            "pick_sample": (table["sample"].to_numpy(np.int64), "sample index"),
-            "pick_probability": (table["probability"].to_numpy(np.float32), "1"),
-        }
-        for name, (values, units) in columns.items():
-            arr = group.create_array(
-                name,
-                shape=(n,),
-                dtype=values.dtype,
-                dimension_names=("pick",),
-                overwrite=True,
-                chunks=(max(n, 1),),
-                compressors=checked_compressors(),
-            )
-            if n:
-                arr[...] = values
-            arr.attrs["units"] = units
-        phase = group.create_array(
-            "pick_phase",
-            shape=(n,),
-            dtype=str,
-            dimension_names=("pick",),
-            overwrite=True,
-            chunks=(max(n, 1),),
-            compressors=checked_compressors(),
-        )
-        if n:
-            phase[...] = table["phase"].to_numpy(dtype=str)
-        files = output_files(out, config.picks_format)
-        tmp = files["picks"].with_name(f".{files['picks'].name}.{os.getpid()}.tmp")
-        if config.picks_format == "parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
-        os.replace(tmp, files["picks"])
-        if config.quakeml:
-            write_quakeml(table, files["quakeml"], _channel_codes(Path(config.archive)))
-        group.attrs.update({PROVENANCE_ATTR: record, "n_picks": n})
-        group.attrs[COMPLETE_ATTR] = True  # the last write: the annotation is complete from here on
-
-    return finalise_once(out, n_blocks, write)
-
-
-def _channel_codes(archive: Path) -> dict[str, str]:
-    """``NET.STA`` -> a SEED channel code of the station's first channel with the band letters (e.g. ``HHZ``)."""
-    import zarr
-
-    group: Any = zarr.open_group(str(archive), mode="r")
-    codes = group["channel_code"][...]
-    out = {}
-    for net, sta, row in zip(group["network"][...], group["station"][...], codes, strict=True):
-        first = next((str(c) for c in row if str(c)), "")
-        out[f"{net}.{sta}"] = first
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ entry
 
 
 def annotate(model: Any, config: AnnotateJobConfig, *, on_block: Callable[[int], None] | None = None) -> dict[str, Any]:
